@@ -1,0 +1,25 @@
+"""Checking functions behind the notebooks' test cells, one module per topic.
+
+Each check compares a student's object with PyTorch's own reference and raises
+:class:`CheckFailure` whose message names the concept that was missed. Test cells stay thin::
+
+    from course.checks import tensors as check
+    check.contiguous_strides(contiguous_strides)
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from ._core import CheckFailure
+
+__all__ = ["CheckFailure"]
+
+
+def __getattr__(name: str) -> Any:
+    """Topic modules (``course.checks.tensors`` ...) load on first use."""
+    if not name.startswith("_") and (Path(__file__).parent / f"{name}.py").is_file():
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'course.checks' has no attribute {name!r}")

@@ -1,0 +1,190 @@
+"""Shared machinery of the checks: failures with actionable messages, safe calls, comparisons,
+and the guards that refuse answers delegating to the reference they are checked against."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import inspect
+import textwrap
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+
+__all__ = [
+    "CheckFailure",
+    "call",
+    "forbid_delegation",
+    "require",
+    "same_tensor",
+    "tripwire",
+]
+
+# References captured when the checks are imported, before any student code runs in the kernel:
+# rebinding ``torch.allclose`` or ``torch.equal`` later does not change what the checks use.
+_allclose = torch.allclose
+_equal = torch.equal
+_isnan = torch.isnan
+_Tensor = torch.Tensor
+_isinstance = isinstance
+_repr = repr
+
+
+class CheckFailure(AssertionError):
+    """A check failed. ``concept`` says what to fix; ``detail`` shows the evidence.
+
+    Hidden tests pass ``hidden=True``: the student then sees the concept, never the inputs or
+    expected values.
+    """
+
+    def __init__(self, concept: str, detail: str | None = None, hidden: bool = False):
+        self.concept = concept
+        self.detail = None if hidden else detail
+        self.hidden = hidden
+        text = concept if self.detail is None else f"{concept}\n{textwrap.indent(self.detail, '  ')}"
+        super().__init__(text)
+
+
+def require(condition: bool, concept: str, detail: str | None = None, hidden: bool = False) -> None:
+    """Raise :class:`CheckFailure` unless ``condition`` holds."""
+    if not condition:
+        raise CheckFailure(concept, detail, hidden)
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = _repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def call(fn: Callable[..., Any], *args: Any, name: str, hidden: bool = False, **kwargs: Any) -> Any:
+    """Call the student's ``fn``; turn a stub or a crash into a failure that says what happened."""
+    __tracebackhide__ = True
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError:
+        raise CheckFailure(
+            f"{name} is not implemented yet: replace `raise NotImplementedError()` in its answer "
+            "cell with your code, run that cell, then run this test again"
+        ) from None
+    except CheckFailure:
+        raise
+    except Exception as exc:  # the student's code crashed: report it, not our internals
+        shown = ", ".join([_short(a, 60) for a in args] + [f"{k}={_short(v, 60)}" for k, v in kwargs.items()])
+        raise CheckFailure(
+            f"{name} raised {type(exc).__name__}: {exc}",
+            f"called as {name}({shown})",
+            hidden,
+        ) from None
+
+
+def same_tensor(actual: Any, expected: torch.Tensor, what: str, *, hidden: bool = False,
+                rtol: float = 1e-5, atol: float = 1e-6, concept: str | None = None) -> None:
+    """Require a tensor with the expected shape, dtype, device and values (NaNs match NaNs)."""
+    __tracebackhide__ = True
+    require(_isinstance(actual, _Tensor), f"{what} must be a torch.Tensor, got {type(actual).__name__}",
+            hidden=hidden)
+    require(tuple(actual.shape) == tuple(expected.shape),
+            concept or f"{what} has the wrong shape",
+            f"expected shape {tuple(expected.shape)}, got {tuple(actual.shape)}", hidden)
+    require(actual.dtype == expected.dtype, f"{what} has the wrong dtype",
+            f"expected {expected.dtype}, got {actual.dtype}", hidden)
+    require(actual.device == expected.device, f"{what} is on the wrong device",
+            f"expected {expected.device}, got {actual.device}; create results on the input's device",
+            hidden)
+    a, e = actual.detach(), expected.detach()
+    if e.is_floating_point() or e.is_complex():
+        nan_a, nan_e = _isnan(a), _isnan(e)
+        ok = _equal(nan_a, nan_e) and _allclose(a.nan_to_num(0.0), e.nan_to_num(0.0), rtol=rtol, atol=atol)
+    else:
+        ok = _equal(a, e)
+    if not ok:
+        diff = (a.double() - e.double()).abs().nan_to_num(float("inf"))
+        raise CheckFailure(concept or f"{what} has the wrong values",
+                           f"largest difference {diff.max().item():.3g} "
+                           f"(expected e.g. {_short(e.flatten()[:4].tolist())}, got "
+                           f"{_short(a.flatten()[:4].tolist())})", hidden)
+
+
+# --- delegation guards -------------------------------------------------------------------------
+
+def _source_of(obj: Any) -> str | None:
+    try:
+        return textwrap.dedent(inspect.getsource(obj))
+    except (OSError, TypeError):
+        return None
+
+
+def _names_used(tree: ast.AST) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if _isinstance(node, ast.Attribute):
+            found.add(node.attr)
+        elif _isinstance(node, ast.Name):
+            found.add(node.id)
+        elif _isinstance(node, ast.Constant) and _isinstance(node.value, str):
+            found.add(node.value)  # getattr(torch, "transpose") spells the name in a string
+    return found
+
+
+def forbid_delegation(obj: Any, forbidden: Sequence[str], exercise: str, allowed_hint: str,
+                      references: Sequence[Any] = ()) -> None:
+    """Refuse an answer that is, subclasses, or calls the reference it is checked against.
+
+    ``forbidden`` are attribute or function names the answer's source may not use;
+    ``references`` are the reference objects themselves (``obj`` may not be or subclass them).
+    """
+    __tracebackhide__ = True
+    msg = (f"{exercise} delegates to the PyTorch reference it is checked against; that earns no "
+           f"credit. {allowed_hint}")
+    for ref in references:
+        require(obj is not ref, msg, f"{exercise} is {getattr(ref, '__qualname__', ref)}")
+        if inspect.isclass(obj) and inspect.isclass(ref):
+            require(not issubclass(obj, ref), msg, f"{exercise} subclasses {ref.__qualname__}")
+    source = _source_of(obj)
+    if source is None:
+        # Built-ins and C functions have no Python source: they cannot be the student's own work.
+        require(not (inspect.isbuiltin(obj) or type(obj).__module__.startswith("torch")),
+                msg, f"{exercise} is {obj!r}, not your own function")
+        return
+    used = _names_used(ast.parse(source)) & set(forbidden)
+    require(not used, msg, f"its code uses: {', '.join(sorted(used))}")
+
+
+@contextlib.contextmanager
+def tripwire(targets: Sequence[tuple[Any, str]], exercise: str, allowed_hint: str) -> Iterator[None]:
+    """While active, calling any ``getattr(owner, name)`` in ``targets`` fails the check.
+
+    This catches delegation that the source scan cannot see (a helper defined elsewhere, a name
+    assembled at run time).
+    """
+    hits: list[str] = []
+    saved = []
+
+    def wrap(owner: Any, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            hits.append(f"{getattr(owner, '__name__', owner)}.{name}")
+            return original(*args, **kwargs)
+
+        return guarded
+
+    for owner, name in targets:
+        own = name in vars(owner)
+        original = vars(owner)[name] if own else getattr(owner, name)
+        saved.append((owner, name, original, own))
+        if callable(original) and not hasattr(original, "__set__"):
+            setattr(owner, name, wrap(owner, name, original))
+        else:  # a property such as Tensor.T: wrap its getter
+            getter = original.__get__
+            setattr(owner, name, property(wrap(owner, name, lambda obj, g=getter: g(obj))))
+    try:
+        yield
+    finally:
+        for owner, name, original, own in saved:
+            if own:
+                setattr(owner, name, original)
+            else:
+                delattr(owner, name)
+    require(not hits,
+            f"{exercise} calls the PyTorch reference it is checked against; that earns no credit. "
+            f"{allowed_hint}", f"it called {', '.join(sorted(set(hits)))}")

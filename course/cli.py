@@ -1,0 +1,202 @@
+"""The ``course`` command: data, release, grade and doctor.
+
+Run ``course --help`` or ``course COMMAND --help`` for the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from . import data
+
+    root = Path(args.root) if args.root else None
+    if args.check:
+        bad = [s for s in data.status(args.datasets or None, root) if s.state != "ok"]
+        for s in bad:
+            print(f"{s.dataset}: {s.name} is {s.state} ({s.path})")
+        if bad:
+            print("run `course data` (online) or `course data --from DIR` to fix this")
+            return 1
+        print("all data sets present and verified")
+        return 0
+    try:
+        data.fetch(args.datasets or None, root=root, source=args.source)
+    except (data.DataMissingError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: could not download ({exc}). Offline? Copy the files from a folder that "
+              "holds them: `course data --from DIR`", file=sys.stderr)
+        return 1
+    return 0
+
+
+def release(assignments: list[str] | None = None, out_dir: Path | None = None,
+            db_url: str | None = None, quiet: bool = False) -> list[str]:
+    """Regenerate student notebooks from ``solutions/`` with nbgrader; return the assignments."""
+    from . import grading_config
+    from .paths import repo_root
+
+    root = repo_root()
+    if root is None:
+        raise SystemExit("error: `course release` needs a clone of the course repository")
+    cfg = grading_config.load_config(root)
+    if out_dir is not None:
+        cfg.CourseDirectory.release_directory = str(Path(out_dir).resolve())
+    if db_url is not None:
+        cfg.CourseDirectory.db_url = db_url
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    names = assignments or sorted(p.name for p in (root / "solutions").iterdir()
+                                  if p.is_dir() and any(p.glob("*.ipynb")))
+    api = NbGraderAPI(CourseDirectory(config=cfg), config=cfg)
+    for name in names:
+        result = api.generate_assignment(name, force=True, create=True)
+        if not result["success"]:
+            raise SystemExit(f"error: releasing {name} failed:\n{result.get('log', '')[-4000:]}")
+        if not quiet:
+            print(f"released {name}")
+    from .releasing import postprocess_release
+
+    postprocess_release(Path(cfg.CourseDirectory.release_directory)
+                        if Path(cfg.CourseDirectory.release_directory).is_absolute()
+                        else root / cfg.CourseDirectory.release_directory, names)
+    return names
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    release(args.assignments or None, Path(args.out) if args.out else None)
+    return 0
+
+
+def _print_report(report) -> None:
+    where = "hidden tests included" if report.hidden_tests_included else "visible tests only"
+    print(f"{report.notebook}  ({report.assignment}, {where}, {report.seconds:.1f} s)")
+    width = max([len(t.grade_id) for t in report.tests] + [10])
+    for t in report.tests:
+        mark = "PASS" if t.passed else "FAIL"
+        line = f"  {mark}  {t.grade_id:<{width}}  {t.points:g}/{t.max_points:g}"
+        print(line)
+        if t.message:
+            for msg_line in t.message.splitlines():
+                print(f"        {msg_line}")
+    for problem in report.problems:
+        print(f"  NOTE  {problem}")
+    print(f"Score: {report.score:g} / {report.max_score:g}")
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from .grading import GradingInputError, grade_notebook
+
+    try:
+        report = grade_notebook(args.notebook, hidden=not args.visible_only,
+                                log=(lambda s: None) if args.json else
+                                (lambda s: print(f"  ... {s}", file=sys.stderr)),
+                                executed_path=Path(args.save_executed) if args.save_executed else None)
+    except GradingInputError as exc:
+        if args.json:
+            print(json.dumps({"notebook": args.notebook, "score": 0, "max_score": None,
+                              "tests": [], "error": str(exc)}))
+        else:
+            print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(report.to_json())
+    else:
+        _print_report(report)
+    return 0
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from . import __version__, data
+    from .paths import data_root, repo_root
+
+    print(f"course {__version__}  (repository: {repo_root() or 'not a clone'})")
+    print(f"python {platform.python_version()} on {platform.system()} {platform.machine()}")
+    for dist in ("torch", "torchvision", "torchmetrics", "nbgrader", "jupyterlab", "matplotlib",
+                 "pandas", "tqdm", "tensorboard"):
+        print(f"  {dist:<13} {_version(dist)}")
+    ok = True
+    try:
+        from .device import choose_device
+
+        print(f"device: {choose_device()}")
+    except (RuntimeError, ValueError) as exc:
+        ok = False
+        print(f"device: problem: {exc}")
+    print(f"data: {data_root()}")
+    for ds in data.DATASETS:
+        states = [s.state for s in data.status([ds], check_md5=not args.quick)]
+        summary = "ok" if all(s == "ok" for s in states) else ", ".join(sorted(set(states)))
+        print(f"  {ds:<13} {summary}")
+        if summary != "ok":
+            print(f"  {'':<13} fix: course data {ds}   (offline: course data {ds} --from DIR)")
+    return 0 if ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="course", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("data", help="fetch and verify MNIST and FashionMNIST")
+    p.add_argument("datasets", nargs="*", help="MNIST, FashionMNIST (default: both)")
+    p.add_argument("--from", dest="source", metavar="DIR",
+                   help="copy from a local folder instead of downloading "
+                        "(default: $COURSE_DATA_SOURCE when set)")
+    p.add_argument("--root", help="where to put the data (default: the course's data/ folder)")
+    p.add_argument("--check", action="store_true", help="only verify; fetch nothing")
+    p.set_defaults(func=_cmd_data)
+
+    p = sub.add_parser("release", help="regenerate notebooks/ from solutions/ with nbgrader")
+    p.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
+    p.add_argument("--out", help="write somewhere else than notebooks/")
+    p.set_defaults(func=_cmd_release)
+
+    p = sub.add_parser("grade", help="grade one notebook in a fresh kernel")
+    p.add_argument("notebook", help="path of the .ipynb to grade")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--visible-only", action="store_true",
+                   help="run the notebook's own (visible) tests only, as a student's self-check")
+    p.add_argument("--save-executed", metavar="PATH", help="also write the executed notebook")
+    p.set_defaults(func=_cmd_grade)
+
+    p = sub.add_parser("doctor", help="versions, device and data status")
+    p.add_argument("--quick", action="store_true", help="skip md5 checks of the data")
+    p.set_defaults(func=_cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # nbgrader runs helper programs (alembic) by name: find them beside this interpreter.
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    started = time.monotonic()
+    code = args.func(args)
+    if getattr(args, "command", "") in ("release",):
+        print(f"done in {time.monotonic() - started:.1f} s")
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

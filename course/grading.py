@@ -1,0 +1,324 @@
+"""Grade one notebook in a fresh kernel, the way the instructor's autograder does.
+
+The graded notebook is rebuilt from the instructor's source (``solutions/``) when it is present:
+every cell comes from the source except the answer cells, which come from the student. Edited,
+deleted or reordered test cells therefore cannot change a grade, and the hidden tests run. Without
+``solutions/`` (a student's self-check) the notebook runs as it is, visible tests only.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import grading_config
+from .paths import repo_root
+
+__all__ = ["GradeReport", "GradingInputError", "HideHiddenTracebacks", "TestResult",
+           "build_graded_notebook", "find_source", "grade_notebook"]
+
+HIDDEN_MARK = "BEGIN HIDDEN TESTS"
+
+
+class GradingInputError(ValueError):
+    """The file to grade cannot be read as a notebook; the message says what to do."""
+
+
+@dataclass
+class TestResult:
+    grade_id: str
+    points: float
+    max_points: float
+    passed: bool
+    hidden: bool
+    message: str = ""
+
+
+@dataclass
+class GradeReport:
+    notebook: str
+    assignment: str
+    score: float
+    max_score: float
+    hidden_tests_included: bool
+    tests: list[TestResult] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def _nbmeta(cell: Any) -> dict:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return meta if isinstance(meta, dict) else {}
+
+
+def _is_answer(cell: Any) -> bool:
+    m = _nbmeta(cell)
+    return bool(m.get("solution")) and not m.get("grade")
+
+
+def _is_test(cell: Any) -> bool:
+    m = _nbmeta(cell)
+    return bool(m.get("grade")) and not m.get("solution") and cell.get("cell_type") == "code"
+
+
+def read_notebook(path: Path) -> Any:
+    import nbformat
+
+    if not path.is_file():
+        raise GradingInputError(f"{path} does not exist; give the path of a .ipynb notebook")
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+    except Exception as exc:  # invalid JSON, truncated file, not a notebook at all
+        raise GradingInputError(
+            f"{path} is not a readable notebook ({type(exc).__name__}: {str(exc)[:200]}). "
+            "Restore it from a checkpoint (File → Revert Notebook to Checkpoint) or re-download "
+            "the assignment and copy your answers into it"
+        ) from None
+    return nb
+
+
+def find_source(path: Path, root: Path | None = None) -> Path | None:
+    """The instructor's version of ``path`` in ``solutions/``, when the repository has it."""
+    root = root if root is not None else repo_root()
+    if root is None:
+        return None
+    path = path.resolve()
+    stem = path.stem
+    for candidate in (root / "solutions" / path.parent.name / path.name,
+                      root / "solutions" / stem / f"{stem}.ipynb"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _stub(cell: Any) -> Any:
+    from nbgrader.preprocessors import ClearSolutions
+    from nbformat.v4 import new_notebook
+
+    nb = new_notebook(cells=[copy.deepcopy(cell)])
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    ClearSolutions(code_stub={"python": grading_config.CODE_STUB}).preprocess(nb, {})
+    return nb.cells[0]
+
+
+def build_graded_notebook(source: Any, student: Any) -> tuple[Any, list[str]]:
+    """The source notebook with the student's answer cells in place of the solutions."""
+    answers: dict[str, Any] = {}
+    for cell in student.cells:
+        gid = _nbmeta(cell).get("grade_id")
+        if _is_answer(cell) and gid and gid not in answers:
+            answers[gid] = cell
+    problems = []
+    graded = copy.deepcopy(source)
+    for i, cell in enumerate(graded.cells):
+        if not _is_answer(cell):
+            continue
+        gid = _nbmeta(cell).get("grade_id")
+        theirs = answers.get(gid)
+        if theirs is None:
+            problems.append(f"answer cell {gid!r} is missing (deleted, or its nbgrader metadata was "
+                            "removed); it was graded as unanswered")
+            graded.cells[i] = _stub(cell)
+        elif theirs.get("cell_type") != cell.cell_type:
+            problems.append(f"answer cell {gid!r} was changed to a {theirs.get('cell_type')} cell; "
+                            "it was graded as unanswered")
+            graded.cells[i] = _stub(cell)
+        else:
+            cell.source = theirs.get("source", "")
+    for cell in graded.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return graded, problems
+
+
+def _error_output(ename: str, evalue: str) -> Any:
+    from nbformat.v4 import new_output
+
+    return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+def execute(nb: Any, workdir: Path, cell_timeout: float, notebook_timeout: float,
+            log: Callable[[str], None] = lambda s: None) -> list[str]:
+    """Run every code cell in a fresh kernel, surviving hangs and crashes.
+
+    A cell that times out or kills its kernel gets an error output; the kernel is then killed,
+    a new one started, the cells before it re-run, and execution continues after it.
+    """
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    problems: list[str] = []
+    deadline = time.monotonic() + notebook_timeout
+    broken: set[int] = set()
+    while True:
+        client = NotebookClient(
+            nb, timeout=int(cell_timeout), kernel_name="python3", allow_errors=True,
+            interrupt_on_timeout=False, shutdown_kernel="immediate", record_timing=False,
+            resources={"metadata": {"path": str(workdir)}},
+            extra_arguments=["--HistoryManager.hist_file=:memory:"],
+        )
+        crashed = None
+        with client.setup_kernel():
+            for i, cell in enumerate(nb.cells):
+                if cell.cell_type != "code" or i in broken:
+                    continue
+                cell.outputs = []
+                remaining = deadline - time.monotonic()
+                if remaining <= 1:
+                    cell.outputs = [_error_output(
+                        "NotebookTimeout", f"not run: the notebook used up its "
+                        f"{int(notebook_timeout)} s grading budget")]
+                    continue
+                client.timeout = int(min(cell_timeout, remaining))
+                try:
+                    client.execute_cell(cell, i)
+                except CellTimeoutError:
+                    crashed, why = i, f"ran longer than {client.timeout} s and was stopped"
+                except DeadKernelError:
+                    crashed, why = i, "crashed the Python kernel (it died or was killed)"
+                if crashed is not None:
+                    cell.outputs = [_error_output("CellTimeoutError" if "longer" in why
+                                                  else "DeadKernelError", f"this cell {why}")]
+                    problems.append(f"cell {i} {why}; the kernel was restarted and grading went on")
+                    log(problems[-1])
+                    broken.add(i)
+                    break
+        if crashed is None:
+            return problems
+
+
+
+def _hidden_message(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _message(cell: Any, hidden: bool) -> str:
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            ename, evalue = out.get("ename", "Error"), str(out.get("evalue", ""))
+            if ename == "CheckFailure":
+                text = evalue
+            elif ename == "NameError":
+                text = (f"NameError: {evalue}. Define it in its answer cell (and run that cell); "
+                        "do not rename the function or class")
+            else:
+                text = f"{ename}: {evalue}"
+            return _hidden_message(text) if hidden else text[:2000]
+        if out.get("output_type") == "stream" and out.get("name") == "stderr":
+            text = "".join(out.get("text", ""))
+            return ("the test wrote to stderr, which counts as a failure"
+                    + ("" if hidden else f": {text.strip()[:300]}"))
+    return ""
+
+
+def score(nb: Any) -> list[TestResult]:
+    from nbgrader.utils import determine_grade
+
+    results = []
+    for cell in nb.cells:
+        if not _is_test(cell):
+            continue
+        meta = _nbmeta(cell)
+        points, max_points = determine_grade(cell)
+        points = float(points or 0.0)
+        hidden = HIDDEN_MARK in cell.source
+        passed = points >= max_points
+        results.append(TestResult(meta.get("grade_id", "?"), points, float(max_points), passed,
+                                  hidden, "" if passed else _message(cell, hidden)))
+    return results
+
+
+def _limit_outputs(nb: Any, cfg: Any) -> None:
+    from nbgrader.preprocessors import LimitOutput
+
+    LimitOutput(config=cfg).preprocess(nb, {})
+
+
+def grade_notebook(path: str | Path, *, hidden: bool = True, root: Path | None = None,
+                   log: Callable[[str], None] = lambda s: None,
+                   executed_path: Path | None = None) -> GradeReport:
+    """Grade ``path`` in a fresh kernel and return the report.
+
+    With ``hidden`` (the default) and the instructor's ``solutions/`` present, the graded notebook
+    is rebuilt from the source and includes the hidden tests.
+    """
+    start = time.monotonic()
+    path = Path(path)
+    root = root if root is not None else repo_root()
+    cfg = grading_config.load_config(root)
+    cell_timeout = float(cfg.Execute.get("timeout", grading_config.CELL_TIMEOUT))
+    student = read_notebook(path)
+    source_path = find_source(path, root) if hidden else None
+    problems: list[str] = []
+    if source_path is not None and source_path.resolve() != path.resolve():
+        graded, problems = build_graded_notebook(read_notebook(source_path), student)
+    elif source_path is not None:
+        graded = student  # grading the instructor's own source
+    else:
+        graded = copy.deepcopy(student)
+    assignment = (source_path or path).parent.name
+    with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp:
+        workdir = Path(tmp) / assignment
+        assets = (source_path or path).parent
+        shutil.copytree(assets, workdir, ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
+        problems += execute(graded, workdir, cell_timeout, grading_config.NOTEBOOK_TIMEOUT, log)
+    _limit_outputs(graded, cfg)
+    if executed_path is not None:
+        import nbformat
+
+        nbformat.write(graded, str(executed_path))
+    tests = score(graded)
+    return GradeReport(
+        notebook=str(path), assignment=assignment,
+        score=sum(t.points for t in tests), max_score=sum(t.max_points for t in tests),
+        hidden_tests_included=any(t.hidden for t in tests), tests=tests, problems=problems,
+        seconds=round(time.monotonic() - start, 2),
+    )
+
+
+def _hide_in_cell(cell: Any) -> None:
+    from nbformat.v4 import new_output
+
+    outputs = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            line = _hidden_message(str(out.get("evalue", "")))
+            outputs.append(new_output("error", ename=out.get("ename", "Error"), evalue=line,
+                                      traceback=[f"{out.get('ename', 'Error')}: {line}"]))
+    cell.outputs = outputs
+
+
+def _make_feedback_preprocessor() -> type:
+    from nbgrader.preprocessors import NbGraderPreprocessor
+
+    class HideHiddenTracebacks(NbGraderPreprocessor):
+        """Feedback preprocessor: a hidden test cell keeps only its failure's first line.
+
+        Tracebacks quote the failing lines of a cell, and printed output may show values; both
+        would leak hidden tests into the feedback.
+        """
+
+        def preprocess_cell(self, cell, resources, index):  # noqa: D102
+            if cell.cell_type == "code" and HIDDEN_MARK in cell.source:
+                _hide_in_cell(cell)
+            return cell, resources
+
+    return HideHiddenTracebacks
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HideHiddenTracebacks":  # built on demand: nbgrader is slow to import
+        cls = _make_feedback_preprocessor()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(name)
