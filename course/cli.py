@@ -42,6 +42,13 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bin_on_path() -> None:
+    """nbgrader runs helper programs (alembic) by name: find them beside this interpreter."""
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
 def release(assignments: list[str] | None = None, out_dir: Path | None = None,
             db_url: str | None = None, quiet: bool = False) -> list[str]:
     """Regenerate student notebooks from ``solutions/`` with nbgrader; return the assignments."""
@@ -59,6 +66,7 @@ def release(assignments: list[str] | None = None, out_dir: Path | None = None,
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
+    _bin_on_path()
     names = assignments or sorted(p.name for p in (root / "solutions").iterdir()
                                   if p.is_dir() and any(p.glob("*.ipynb")))
     api = NbGraderAPI(CourseDirectory(config=cfg), config=cfg)
@@ -94,6 +102,8 @@ def _print_report(report) -> None:
                 print(f"        {msg_line}")
     for problem in report.problems:
         print(f"  NOTE  {problem}")
+    for error in report.cell_errors:
+        print(f"  NOTE  {error}")
     print(f"Score: {report.score:g} / {report.max_score:g}")
 
 
@@ -187,10 +197,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # nbgrader runs helper programs (alembic) by name: find them beside this interpreter.
-    bindir = str(Path(sys.executable).parent)
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     started = time.monotonic()
     code = args.func(args)
     if getattr(args, "command", "") in ("release",):

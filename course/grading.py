@@ -21,8 +21,10 @@ from typing import Any
 from . import grading_config
 from .paths import repo_root
 
-__all__ = ["GradeReport", "GradingInputError", "HideHiddenTracebacks", "TestResult",
-           "build_graded_notebook", "find_source", "grade_notebook"]
+__all__ = [  # noqa: F822 (HideHiddenTracebacks is built on first access, see __getattr__)
+    "GradeReport", "GradingInputError", "HideHiddenTracebacks", "TestResult",
+    "build_graded_notebook", "find_source", "grade_notebook",
+]
 
 HIDDEN_MARK = "BEGIN HIDDEN TESTS"
 
@@ -50,6 +52,7 @@ class GradeReport:
     hidden_tests_included: bool
     tests: list[TestResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    cell_errors: list[str] = field(default_factory=list)  # errors outside test cells
     seconds: float = 0.0
 
     def to_json(self) -> str:
@@ -102,8 +105,8 @@ def find_source(path: Path, root: Path | None = None) -> Path | None:
 
 
 def _stub(cell: Any) -> Any:
-    from nbgrader.preprocessors import ClearSolutions
     from nbformat.v4 import new_notebook
+    from nbgrader.preprocessors import ClearSolutions
 
     nb = new_notebook(cells=[copy.deepcopy(cell)])
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
@@ -244,9 +247,24 @@ def _limit_outputs(nb: Any, cfg: Any) -> None:
     LimitOutput(config=cfg).preprocess(nb, {})
 
 
+def _cell_errors(nb: Any) -> list[str]:
+    found = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or _is_test(cell):
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                gid = _nbmeta(cell).get("grade_id")
+                where = f"cell {i}" + (f" ({gid})" if gid else "")
+                found.append(f"{where}: {out.get('ename')}: {str(out.get('evalue', ''))[:300]}")
+    return found
+
+
 def grade_notebook(path: str | Path, *, hidden: bool = True, root: Path | None = None,
                    log: Callable[[str], None] = lambda s: None,
-                   executed_path: Path | None = None) -> GradeReport:
+                   executed_path: Path | None = None,
+                   cell_timeout: float | None = None,
+                   notebook_timeout: float | None = None) -> GradeReport:
     """Grade ``path`` in a fresh kernel and return the report.
 
     With ``hidden`` (the default) and the instructor's ``solutions/`` present, the graded notebook
@@ -256,7 +274,10 @@ def grade_notebook(path: str | Path, *, hidden: bool = True, root: Path | None =
     path = Path(path)
     root = root if root is not None else repo_root()
     cfg = grading_config.load_config(root)
-    cell_timeout = float(cfg.Execute.get("timeout", grading_config.CELL_TIMEOUT))
+    if cell_timeout is None:
+        cell_timeout = float(cfg.Execute.get("timeout", grading_config.CELL_TIMEOUT))
+    if notebook_timeout is None:
+        notebook_timeout = grading_config.NOTEBOOK_TIMEOUT
     student = read_notebook(path)
     source_path = find_source(path, root) if hidden else None
     problems: list[str] = []
@@ -271,7 +292,7 @@ def grade_notebook(path: str | Path, *, hidden: bool = True, root: Path | None =
         workdir = Path(tmp) / assignment
         assets = (source_path or path).parent
         shutil.copytree(assets, workdir, ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
-        problems += execute(graded, workdir, cell_timeout, grading_config.NOTEBOOK_TIMEOUT, log)
+        problems += execute(graded, workdir, cell_timeout, notebook_timeout, log)
     _limit_outputs(graded, cfg)
     if executed_path is not None:
         import nbformat
@@ -282,6 +303,7 @@ def grade_notebook(path: str | Path, *, hidden: bool = True, root: Path | None =
         notebook=str(path), assignment=assignment,
         score=sum(t.points for t in tests), max_score=sum(t.max_points for t in tests),
         hidden_tests_included=any(t.hidden for t in tests), tests=tests, problems=problems,
+        cell_errors=_cell_errors(graded),
         seconds=round(time.monotonic() - start, 2),
     )
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-
 from nbharness import parts, run_exercise
 
 MIN_MUTANTS = 3

@@ -10,7 +10,7 @@ import contextlib
 import io
 import linecache
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import nbformat
@@ -34,7 +34,7 @@ class Parts:
     tests: dict[str, tuple[str, float]] = field(default_factory=dict)  # gid -> (source, points)
 
 
-@lru_cache(maxsize=None)
+@cache
 def parts(assignment: str) -> Parts:
     nb = nbformat.read(str(notebook_path(assignment)), as_version=4)
     result = Parts()
