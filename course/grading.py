@@ -53,6 +53,7 @@ class GradeReport:
     tests: list[TestResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     cell_errors: list[str] = field(default_factory=list)  # errors outside test cells
+    integrity: list[str] = field(default_factory=list)  # tampering found, for the instructor
     seconds: float = 0.0
 
     def to_json(self) -> str:
@@ -144,10 +145,84 @@ def build_graded_notebook(source: Any, student: Any) -> tuple[Any, list[str]]:
     return graded, problems
 
 
+GUARD_KEY = "course_guard"
+
+
+def _guard_cell(tag: str) -> Any:
+    from nbformat.v4 import new_code_cell
+
+    cell = new_code_cell(f'__import__("course.integrity").integrity.emit({tag!r})')
+    cell.metadata[GUARD_KEY] = tag
+    return cell
+
+
+def add_guards(nb: Any) -> None:
+    """Insert integrity guards: before the first answer cell, then after every answer and test."""
+    cells, seen_answer = [], False
+    for cell in nb.cells:
+        m = _nbmeta(cell)
+        if _is_answer(cell) and not seen_answer:
+            cells.append(_guard_cell("baseline"))
+            seen_answer = True
+        cells.append(cell)
+        if cell.cell_type == "code" and (_is_answer(cell) or _is_test(cell)):
+            cells.append(_guard_cell(m.get("grade_id", "?")))
+    nb.cells = cells
+
+
+def _guard_reports(nb: Any) -> list[tuple[int, str, list[str] | None]]:
+    """(position, tag, replaced names or None when the guard produced no report)."""
+    from .integrity import MIME
+
+    found = []
+    for i, cell in enumerate(nb.cells):
+        tag = cell.get("metadata", {}).get(GUARD_KEY)
+        if tag is None:
+            continue
+        report = None
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if MIME in data and isinstance(data[MIME], dict):
+                report = list(data[MIME].get("changed", []))
+        found.append((i, tag, report))
+    return found
+
+
 def _error_output(ename: str, evalue: str) -> Any:
     from nbformat.v4 import new_output
 
     return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+def _memory_limit_line() -> str:
+    limit = int(grading_config.KERNEL_MEMORY_GB * (1 << 30))
+    code = f"import resource as _r; _r.setrlimit(_r.RLIMIT_AS, ({limit}, {limit})); del _r"
+    return f"--IPKernelApp.exec_lines={json.dumps([code])}"
+
+
+def _capped_client_class() -> type:
+    """A NotebookClient that keeps at most OUTPUT_LIMIT bytes of output per cell."""
+    from nbclient import NotebookClient
+
+    class CappedClient(NotebookClient):
+        def output(self, outs, msg, display_id, cell_index):  # noqa: D102
+            size = len(json.dumps(msg.get("content", {}), default=str))
+            used = self._output_bytes.get(cell_index, 0)
+            self._output_bytes[cell_index] = used + size
+            if used + size > grading_config.OUTPUT_LIMIT:
+                if used <= grading_config.OUTPUT_LIMIT:
+                    from nbformat.v4 import new_output
+
+                    outs.append(new_output("stream", name="stdout", text=(
+                        f"\n[output truncated: more than {grading_config.OUTPUT_LIMIT // 1000} kB]\n")))
+                return None
+            return super().output(outs, msg, display_id, cell_index)
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._output_bytes: dict[int, int] = {}
+
+    return CappedClient
 
 
 def execute(nb: Any, workdir: Path, cell_timeout: float, notebook_timeout: float,
@@ -157,18 +232,18 @@ def execute(nb: Any, workdir: Path, cell_timeout: float, notebook_timeout: float
     A cell that times out or kills its kernel gets an error output; the kernel is then killed,
     a new one started, the cells before it re-run, and execution continues after it.
     """
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+    client_class = _capped_client_class()
     problems: list[str] = []
     deadline = time.monotonic() + notebook_timeout
     broken: set[int] = set()
     while True:
-        client = NotebookClient(
+        client = client_class(
             nb, timeout=int(cell_timeout), kernel_name="python3", allow_errors=True,
             interrupt_on_timeout=False, shutdown_kernel="immediate", record_timing=False,
             resources={"metadata": {"path": str(workdir)}},
-            extra_arguments=["--HistoryManager.hist_file=:memory:"],
+            extra_arguments=["--HistoryManager.hist_file=:memory:", _memory_limit_line()],
         )
         crashed = None
         with client.setup_kernel():
@@ -224,21 +299,63 @@ def _message(cell: Any, hidden: bool) -> str:
     return ""
 
 
-def score(nb: Any) -> list[TestResult]:
+def score(nb: Any, voided: dict[str, str] | None = None) -> list[TestResult]:
+    """Points per test cell; ``voided`` maps test grade_ids to why they score zero regardless."""
     from nbgrader.utils import determine_grade
 
+    voided = voided or {}
     results = []
     for cell in nb.cells:
         if not _is_test(cell):
             continue
         meta = _nbmeta(cell)
+        gid = meta.get("grade_id", "?")
         points, max_points = determine_grade(cell)
         points = float(points or 0.0)
         hidden = HIDDEN_MARK in cell.source
+        if gid in voided:
+            results.append(TestResult(gid, 0.0, float(max_points), False, hidden, voided[gid]))
+            continue
         passed = points >= max_points
-        results.append(TestResult(meta.get("grade_id", "?"), points, float(max_points), passed,
+        results.append(TestResult(gid, points, float(max_points), passed,
                                   hidden, "" if passed else _message(cell, hidden)))
     return results
+
+
+def check_integrity(nb: Any) -> tuple[dict[str, str], list[str]]:
+    """Static scan of answer cells and the guards' reports: voided tests and findings."""
+    from .integrity import scan_source
+
+    voided: dict[str, str] = {}
+    findings: list[str] = []
+    tests = [(i, _nbmeta(c).get("grade_id", "?")) for i, c in enumerate(nb.cells) if _is_test(c)]
+    for i, cell in enumerate(nb.cells):
+        if not _is_answer(cell) or cell.cell_type != "code":
+            continue
+        gid = _nbmeta(cell).get("grade_id", "?")
+        found = scan_source(cell.source)
+        if not found:
+            continue
+        what = "; ".join(found)
+        findings.append(f"answer cell {gid!r}: {what}")
+        mine = [t for _, t in tests if t == f"test_{gid}" or t.startswith(f"test_{gid}_")]
+        mine = mine or [t for j, t in tests if j > i]
+        for t in mine:
+            voided.setdefault(t, f"integrity: answer cell {gid!r} {what}; answers may not change "
+                                 "torch, the course library, or the grader's environment. This "
+                                 "test scores 0 and your instructor sees this report")
+    for pos, tag, changed in _guard_reports(nb):
+        if changed is None or changed:
+            what = (", ".join(changed) if changed else
+                    "the grader's integrity report went missing")
+            findings.append(f"after cell {tag!r}: {what}")
+            for j, t in tests:
+                if j > pos:
+                    voided.setdefault(t, f"integrity: code in this notebook replaced {what} "
+                                         f"(first seen after {tag!r}); tests from there on score 0 "
+                                         "and your instructor sees this report")
+            break
+    return voided, findings
 
 
 def _limit_outputs(nb: Any, cfg: Any) -> None:
@@ -288,22 +405,25 @@ def grade_notebook(path: str | Path, *, hidden: bool = True, root: Path | None =
     else:
         graded = copy.deepcopy(student)
     assignment = (source_path or path).parent.name
+    add_guards(graded)
     with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp:
         workdir = Path(tmp) / assignment
         assets = (source_path or path).parent
         shutil.copytree(assets, workdir, ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
         problems += execute(graded, workdir, cell_timeout, notebook_timeout, log)
+    voided, findings = check_integrity(graded)
+    graded.cells = [c for c in graded.cells if GUARD_KEY not in c.get("metadata", {})]
     _limit_outputs(graded, cfg)
     if executed_path is not None:
         import nbformat
 
         nbformat.write(graded, str(executed_path))
-    tests = score(graded)
+    tests = score(graded, voided)
     return GradeReport(
         notebook=str(path), assignment=assignment,
         score=sum(t.points for t in tests), max_score=sum(t.max_points for t in tests),
         hidden_tests_included=any(t.hidden for t in tests), tests=tests, problems=problems,
-        cell_errors=_cell_errors(graded),
+        cell_errors=_cell_errors(graded), integrity=findings,
         seconds=round(time.monotonic() - start, 2),
     )
 

@@ -14,6 +14,8 @@ __all__ = ["CELL_TIMEOUT", "COURSE_ID", "NOTEBOOK_TIMEOUT", "configure", "load_c
 COURSE_ID = "pytorch-nn-course"
 CELL_TIMEOUT = 300  # seconds a single cell may run (training cells included)
 NOTEBOOK_TIMEOUT = 1500  # seconds a whole notebook may run when graded
+KERNEL_MEMORY_GB = 6.0  # address-space limit of a grading kernel
+OUTPUT_LIMIT = 2_000_000  # bytes of output kept per cell when grading
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 
 
