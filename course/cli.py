@@ -112,13 +112,15 @@ def _cmd_grade(args: argparse.Namespace) -> int:
 
     try:
         report = grade_notebook(args.notebook, hidden=not args.visible_only,
+                                source=Path(args.source) if args.source else None,
+                                feedback_path=Path(args.feedback) if args.feedback else None,
                                 log=(lambda s: None) if args.json else
                                 (lambda s: print(f"  ... {s}", file=sys.stderr)),
                                 executed_path=Path(args.save_executed) if args.save_executed else None)
     except GradingInputError as exc:
         if args.json:
             print(json.dumps({"notebook": args.notebook, "score": 0, "max_score": None,
-                              "tests": [], "error": str(exc)}))
+                              "tests": [], "invalid": str(exc)}))
         else:
             print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -126,6 +128,30 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         print(report.to_json())
     else:
         _print_report(report)
+    return 0
+
+
+def _cmd_autograde(args: argparse.Namespace) -> int:
+    from .autograde import autograde
+
+    out = Path(args.out)
+    results = autograde(Path(args.submitted), out, assignments=args.assignment or None,
+                        students=args.student or None, force=args.force, jobs=args.jobs,
+                        progress=not args.quiet)
+    by_status: dict[str, int] = {}
+    for r in results:
+        by_status[r["status"]] = by_status.get(r["status"], 0) + 1
+    skipped = sum(1 for r in results if r.get("skipped"))
+    flagged = [r for r in results if r.get("integrity")]
+    print(f"{len(results)} notebooks: " + ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
+          + (f" ({skipped} unchanged, skipped)" if skipped else ""))
+    for r in flagged:
+        print(f"INTEGRITY {r['student']}/{r['assignment']}: {'; '.join(r['integrity'])}")
+    for r in results:
+        if r["status"] == "error":
+            print(f"ERROR {r['student']}/{r['assignment']}: {r.get('error')}")
+    print(f"grades: {out / 'grades.csv'}   feedback: {out / 'feedback'}   "
+          f"integrity: {out / 'integrity.csv'}")
     return 0
 
 
@@ -187,7 +213,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--visible-only", action="store_true",
                    help="run the notebook's own (visible) tests only, as a student's self-check")
     p.add_argument("--save-executed", metavar="PATH", help="also write the executed notebook")
+    p.add_argument("--source", metavar="PATH",
+                   help="the instructor notebook to grade against (default: found in solutions/)")
+    p.add_argument("--feedback", metavar="PATH", help="also write feedback HTML (no hidden tests)")
     p.set_defaults(func=_cmd_grade)
+
+    p = sub.add_parser("autograde", help="grade a whole class (nbgrader's submitted/ layout)")
+    p.add_argument("submitted", help="folder of SUBMITTED/<student>/<assignment>/*.ipynb")
+    p.add_argument("--out", default="autograder/output",
+                   help="where results, feedback and grades.csv go (default: autograder/output)")
+    p.add_argument("--assignment", action="append", help="grade only this assignment (repeatable)")
+    p.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    p.add_argument("--force", action="store_true", help="re-grade work already graded")
+    p.add_argument("--jobs", type=int, default=max(1, min(4, os.cpu_count() or 1)),
+                   help="notebooks graded at once (default: cores, at most 4)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_autograde)
 
     p = sub.add_parser("doctor", help="versions, device and data status")
     p.add_argument("--quick", action="store_true", help="skip md5 checks of the data")

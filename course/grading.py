@@ -156,14 +156,39 @@ def _guard_cell(tag: str) -> Any:
     return cell
 
 
+def _setup_imports(nb: Any) -> str:
+    """The import statements of the cells before the first answer (the notebook's setup)."""
+    import ast
+
+    lines = []
+    for cell in nb.cells:
+        if _is_answer(cell):
+            break
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        lines += [ast.unparse(n) for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+    return "\n".join(lines)
+
+
 def add_guards(nb: Any) -> None:
-    """Insert integrity guards: before the first answer cell, then after every answer and test."""
+    """Insert integrity guards: before the first answer cell, then after every answer and test.
+
+    Each test cell also re-runs the setup's imports first, so a name such as ``check`` or
+    ``torch`` that an answer cell rebound is restored before the test uses it.
+    """
+    prelude = _setup_imports(nb)
     cells, seen_answer = [], False
     for cell in nb.cells:
         m = _nbmeta(cell)
         if _is_answer(cell) and not seen_answer:
             cells.append(_guard_cell("baseline"))
             seen_answer = True
+        if _is_test(cell) and prelude:
+            cell.source = f"{prelude}  # (restored by the grader)\n{cell.source}"
         cells.append(cell)
         if cell.cell_type == "code" and (_is_answer(cell) or _is_test(cell)):
             cells.append(_guard_cell(m.get("grade_id", "?")))
@@ -246,7 +271,11 @@ def execute(nb: Any, workdir: Path, cell_timeout: float, notebook_timeout: float
             extra_arguments=["--HistoryManager.hist_file=:memory:", _memory_limit_line()],
         )
         crashed = None
-        with client.setup_kernel():
+        import subprocess
+
+        # The kernel's own stdout/stderr go nowhere: a submission cannot write into the grader's.
+        with client.setup_kernel(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL):
             for i, cell in enumerate(nb.cells):
                 if cell.cell_type != "code" or i in broken:
                     continue
@@ -381,7 +410,9 @@ def grade_notebook(path: str | Path, *, hidden: bool = True, root: Path | None =
                    log: Callable[[str], None] = lambda s: None,
                    executed_path: Path | None = None,
                    cell_timeout: float | None = None,
-                   notebook_timeout: float | None = None) -> GradeReport:
+                   notebook_timeout: float | None = None,
+                   source: Path | None = None,
+                   feedback_path: Path | None = None) -> GradeReport:
     """Grade ``path`` in a fresh kernel and return the report.
 
     With ``hidden`` (the default) and the instructor's ``solutions/`` present, the graded notebook
@@ -396,7 +427,7 @@ def grade_notebook(path: str | Path, *, hidden: bool = True, root: Path | None =
     if notebook_timeout is None:
         notebook_timeout = grading_config.NOTEBOOK_TIMEOUT
     student = read_notebook(path)
-    source_path = find_source(path, root) if hidden else None
+    source_path = (Path(source) if source is not None else find_source(path, root)) if hidden else None
     problems: list[str] = []
     if source_path is not None and source_path.resolve() != path.resolve():
         graded, problems = build_graded_notebook(read_notebook(source_path), student)
@@ -404,7 +435,7 @@ def grade_notebook(path: str | Path, *, hidden: bool = True, root: Path | None =
         graded = student  # grading the instructor's own source
     else:
         graded = copy.deepcopy(student)
-    assignment = (source_path or path).parent.name
+    assignment = (source_path or path.resolve()).parent.name
     add_guards(graded)
     with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp:
         workdir = Path(tmp) / assignment
@@ -419,13 +450,46 @@ def grade_notebook(path: str | Path, *, hidden: bool = True, root: Path | None =
 
         nbformat.write(graded, str(executed_path))
     tests = score(graded, voided)
-    return GradeReport(
+    report = GradeReport(
         notebook=str(path), assignment=assignment,
         score=sum(t.points for t in tests), max_score=sum(t.max_points for t in tests),
         hidden_tests_included=any(t.hidden for t in tests), tests=tests, problems=problems,
         cell_errors=_cell_errors(graded), integrity=findings,
         seconds=round(time.monotonic() - start, 2),
     )
+    if feedback_path is not None:
+        write_feedback(graded, report, Path(feedback_path))
+    return report
+
+
+def write_feedback(nb: Any, report: GradeReport, path: Path) -> None:
+    """Feedback HTML for the student: scores on top, hidden tests and their tracebacks removed."""
+    from nbconvert import HTMLExporter
+    from nbformat.v4 import new_markdown_cell
+    from nbgrader.preprocessors import ClearHiddenTests
+
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and HIDDEN_MARK in cell.source:
+            _hide_in_cell(cell)
+    ClearHiddenTests().preprocess(nb, {})
+    rows = "\n".join(f"| `{t.grade_id}` | {t.points:g} / {t.max_points:g} | "
+                     f"{_md_escape(t.message.splitlines()[0]) if t.message else 'passed'} |"
+                     for t in report.tests)
+    notes = "".join(f"\n* {_md_escape(p)}" for p in report.problems)
+    summary = (f"# Feedback: {report.assignment}\n\n**Score: {report.score:g} / "
+               f"{report.max_score:g}**\n\n| test | points | feedback |\n|---|---|---|\n{rows}\n"
+               + (f"\n**Notes**{notes}\n" if notes else ""))
+    nb.cells.insert(0, new_markdown_cell(summary))
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _hide_in_cell(cell: Any) -> None:

@@ -128,7 +128,8 @@ def emit(tag: str) -> None:
 
 _BANNED_MODULES = {"ctypes", "gc", "inspect", "importlib", "builtins", "signal", "subprocess",
                    "multiprocessing", "threading", "_thread", "socket", "marshal", "pickle",
-                   "course.integrity", "resource", "sys"}
+                   "course.integrity", "resource", "sys", "__main__", "faulthandler", "ptrace",
+                   "mmap", "shutil"}
 _BANNED_CALLS = {"exec", "eval", "compile", "__import__", "globals", "breakpoint",
                  "setattr", "delattr", "vars"}
 _BANNED_ATTRS = {"__code__", "__globals__", "__builtins__", "__subclasses__", "__dict__",

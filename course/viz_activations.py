@@ -35,7 +35,7 @@ def plot_activations(fns: Mapping[str, Callable[[torch.Tensor], torch.Tensor]],
         ax.set_xlabel("x")
         ax.grid(alpha=0.3)
     ax_f.set_ylim(-1.5, 3)
-    ax_d.set_ylim(-0.1, 1.2)
+    ax_d.set_ylim(-0.25, 1.2)
     ax_d.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return fig

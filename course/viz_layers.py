@@ -44,8 +44,8 @@ def show_conv_sliding(h: int = 5, w: int = 5, kernel_size: int | Sequence[int] =
                 ax.add_patch(Rectangle((c, hp - 1 - r), 1, 1, fc="#fdae6b", ec="#d94801", lw=1.5,
                                        alpha=0.9))
                 ax.text(c + 0.5, hp - 0.5 - r, f"w{a}{b}", ha="center", va="center", fontsize=7)
-        ax.set_xlim(0, wp)
-        ax.set_ylim(0, hp)
+        ax.set_xlim(-0.1, wp + 0.1)
+        ax.set_ylim(-0.1, hp + 0.1)
         ax.set_aspect("equal")
         ax.axis("off")
         ax.set_title(f"window for output [{oi},{oj}]", fontsize=9)
@@ -55,7 +55,7 @@ def show_conv_sliding(h: int = 5, w: int = 5, kernel_size: int | Sequence[int] =
                 hit = (r, c) == (oi, oj)
                 out.add_patch(Rectangle((c, h_out - 1 - r), 1, 1, fc="#fdae6b" if hit else "white",
                                         ec="0.4"))
-        out.set_xlim(0, max(w_out, 1))
+        out.set_xlim(-0.1, max(w_out, 1) + 0.1)
         out.set_ylim(-1, max(h_out, 1))
         out.set_aspect("equal")
         out.axis("off")

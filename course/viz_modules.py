@@ -46,10 +46,10 @@ def show_module_tree(model: nn.Module, title: str | None = None) -> Any:
     visit("model", model, 0)
     depth = max(d for _, _, d in nodes)
     width = max(next_leaf[0], 1.0)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.9 * width), 1.5 * (depth + 1) + 0.6))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * width), 1.3 * (depth + 1) + 0.6))
     for parent, child in edges:
-        ax.annotate("", xy=(xs[child], -nodes[child][2] + 0.28),
-                    xytext=(xs[parent], -nodes[parent][2] - 0.28),
+        ax.annotate("", xy=(xs[child], -nodes[child][2] + 0.22),
+                    xytext=(xs[parent], -nodes[parent][2] - (0.45 if _own_params(nodes[parent][1]) else 0.22)),
                     arrowprops={"arrowstyle": "->", "color": "0.45", "lw": 1.2})
     for i, (name, module, d) in enumerate(nodes):
         own = _own_params(module)
@@ -59,11 +59,11 @@ def show_module_tree(model: nn.Module, title: str | None = None) -> Any:
         ax.text(xs[i], -d, label, ha="center", va="center", fontsize=8.5,
                 bbox={"boxstyle": "round,pad=0.35", "fc": color, "ec": "0.3"})
         if own:
-            shapes = ", ".join(f"{n}{tuple(p.shape)}" for n, p in module.named_parameters(recurse=False))
-            ax.text(xs[i], -d - 0.42, f"{own} params: {shapes}", ha="center", va="top",
-                    fontsize=7, color="#2e7d32", wrap=True)
+            shapes = "\n".join(f"{n} {tuple(p.shape)}" for n, p in module.named_parameters(recurse=False))
+            ax.text(xs[i], -d - 0.2, f"{own} params\n{shapes}", ha="center", va="top",
+                    fontsize=7, color="#2e7d32")
     ax.set_xlim(-0.8, width - 0.2)
-    ax.set_ylim(-depth - 0.9, 0.5)
+    ax.set_ylim(-depth - 1.0, 0.5)
     ax.axis("off")
     total = sum(p.numel() for p in model.parameters())
     ax.set_title(title or f"{type(model).__name__}: modules() visits every box, children() only "
@@ -102,7 +102,7 @@ def show_attribute_kinds(module: nn.Module, names: Sequence[str]) -> Any:
                 family="monospace")
     for c, col in enumerate(columns):
         ax.text(c + 0.475, len(rows) + 0.15, col, ha="center", va="bottom", fontsize=8.5)
-    ax.set_xlim(-1.8, len(columns))
+    ax.set_xlim(-1.3, len(columns))
     ax.set_ylim(0, len(rows) + 0.7)
     ax.axis("off")
     fig.tight_layout()

@@ -154,7 +154,7 @@ MUTANTS = {
             def log_softmax(x, dim):
                 shifted = x - x.amax(dim=dim, keepdim=True)
                 return x - torch.log(torch.exp(shifted).sum(dim=dim, keepdim=True))
-        """, "add the max back"),
+        """, "off by a constant in each slice"),
         ("wrong dim", """
             def log_softmax(x, dim):
                 shifted = x - x.amax(dim=-1, keepdim=True)

@@ -109,21 +109,39 @@ def same_tensor(actual: Any, expected: torch.Tensor, what: str, *, hidden: bool 
 # --- delegation guards -------------------------------------------------------------------------
 
 def _source_of(obj: Any) -> str | None:
+    """Source of a function or class; for a class defined in a notebook (where inspect cannot
+    find a file) the sources of its own methods."""
     try:
         return textwrap.dedent(inspect.getsource(obj))
     except (OSError, TypeError):
-        return None
+        pass
+    if inspect.isclass(obj):
+        parts = []
+        for value in vars(obj).values():
+            func = getattr(value, "__func__", value)
+            if inspect.isfunction(func):
+                try:
+                    parts.append(textwrap.dedent(inspect.getsource(func)))
+                except (OSError, TypeError):
+                    continue
+        return "\n".join(parts) if parts else None
+    return None
 
 
 def _names_used(tree: ast.AST) -> set[str]:
+    """Attribute names, strings, and names imported from torch (``from torch import relu``).
+
+    A bare name is not counted unless it was imported from torch: a student's own helper may
+    share a name with the reference (their ``sigmoid`` used inside their ``tanh``).
+    """
     found: set[str] = set()
     for node in ast.walk(tree):
         if _isinstance(node, ast.Attribute):
             found.add(node.attr)
-        elif _isinstance(node, ast.Name):
-            found.add(node.id)
         elif _isinstance(node, ast.Constant) and _isinstance(node.value, str):
             found.add(node.value)  # getattr(torch, "transpose") spells the name in a string
+        elif _isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "torch":
+            found.update(alias.name for alias in node.names)
     return found
 
 
@@ -143,9 +161,10 @@ def forbid_delegation(obj: Any, forbidden: Sequence[str], exercise: str, allowed
             require(not issubclass(obj, ref), msg, f"{exercise} subclasses {ref.__qualname__}")
     source = _source_of(obj)
     if source is None:
-        # Built-ins and C functions have no Python source: they cannot be the student's own work.
-        require(not (inspect.isbuiltin(obj) or type(obj).__module__.startswith("torch")),
-                msg, f"{exercise} is {obj!r}, not your own function")
+        # Built-ins and torch's own functions have no Python source here: not the student's work.
+        own_module = str(getattr(obj, "__module__", None) or "")
+        require(not (inspect.isbuiltin(obj) or own_module.split(".")[0] == "torch"),
+                msg, f"{exercise} is {obj!r}, not your own code")
         return
     used = _names_used(ast.parse(source)) & set(forbidden)
     require(not used, msg, f"its code uses: {', '.join(sorted(used))}")

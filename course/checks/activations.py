@@ -32,6 +32,21 @@ _HINT = ("Build it from tensor arithmetic and comparisons, torch.where, torch.ex
          "torch.log1p, max/amax, sum, clamp (and your own functions from this notebook); "
          "torch's own activations, softmax and logsumexp are not allowed.")
 
+# Captured when the checks are imported, before student code runs: rebinding torch's functions
+# later changes neither the references nor the comparisons.
+_allclose = torch.allclose
+_isclose = torch.isclose
+_equal = torch.equal
+_isfinite = torch.isfinite
+_gradcheck = torch.autograd.gradcheck
+_grad = torch.autograd.grad
+_relu = F.relu
+_leaky_relu = F.leaky_relu
+_sigmoid = torch.sigmoid
+_tanh = torch.tanh
+_softmax = F.softmax
+_log_softmax = F.log_softmax
+
 Fn = Callable[..., Any]
 
 
@@ -60,8 +75,8 @@ def _guard(fn: Any, exercise: str, own: list[str]) -> None:
     __tracebackhide__ = True
     forbid_delegation(fn, own, exercise, _HINT)
     used = _attrs_used(fn) & set(_ACTIVATIONS)
-    require(not used, f"{exercise} delegates to one of PyTorch's built-in activations; that earns "
-            f"no credit. {_HINT}", f"its code uses: {', '.join(sorted(used))}")
+    require(not used, f"{exercise} delegates to a PyTorch built-in it may not use (an activation, "
+            f"softmax or logsumexp); that earns no credit. {_HINT}", f"its code uses: {', '.join(sorted(used))}")
 
 
 # --- inputs --------------------------------------------------------------------------------------
@@ -106,9 +121,18 @@ def _where(x: torch.Tensor, bad: torch.Tensor) -> str:
     return "ordinary"
 
 
+def _slice_error(got: torch.Tensor, expected: torch.Tensor, args: tuple, kwargs: dict) -> str:
+    """For softmax-like results: 'shift' when off by a constant per slice along dim."""
+    dim = args[0] if args else kwargs.get("dim", -1)
+    diff = (got.detach().double() - expected.detach().double())
+    diff = torch.where(_isfinite(diff), diff, torch.zeros_like(diff))
+    spread = diff.amax(dim=dim) - diff.amin(dim=dim)
+    return "shift" if bool((spread.abs() < 1e-4).all()) else "ordinary"
+
+
 def _mismatch(a: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
     a, e = a.detach().double(), e.detach().double()
-    close = torch.isclose(a, e, rtol=1e-4, atol=1e-5, equal_nan=True)
+    close = _isclose(a, e, rtol=1e-4, atol=1e-5, equal_nan=True)
     return ~close
 
 
@@ -123,7 +147,7 @@ def _compare(fn: Fn, ref: Fn, x: torch.Tensor, args: tuple, kwargs: dict, *, nam
     x_in = x.clone()
     with tripwire(_TRIP, name, _HINT):
         got = call(fn, x_in, *args, name=name, hidden=hidden, **kwargs)
-    require(torch.equal(x_in, x), f"{name} must not modify its input (no in-place operations)",
+    require(_equal(x_in, x), f"{name} must not modify its input (no in-place operations)",
             shown, hidden)
     require(isinstance(got, torch.Tensor), f"{name} must return a tensor",
             f"it returned {type(got).__name__}", hidden)
@@ -135,11 +159,11 @@ def _compare(fn: Fn, ref: Fn, x: torch.Tensor, args: tuple, kwargs: dict, *, nam
             f"{shown}: got {got.device}", hidden)
     bad = _mismatch(got, expected)
     if bool(bad.any()):
-        nonfinite = bool((~torch.isfinite(got) & torch.isfinite(expected)).any())
+        nonfinite = bool((~_isfinite(got) & _isfinite(expected)).any())
         if nonfinite:
             concept = concepts["overflow"]
         else:
-            kind = _where(x, bad) if elementwise else "ordinary"
+            kind = _where(x, bad) if elementwise else _slice_error(got, expected, args, kwargs)
             concept = concepts.get(f"value_{kind}", concepts["value"])
         same_tensor(got, expected, f"{name}'s result", hidden=hidden, rtol=1e-4, atol=1e-5,
                     concept=concept)
@@ -152,13 +176,13 @@ def _compare(fn: Fn, ref: Fn, x: torch.Tensor, args: tuple, kwargs: dict, *, nam
     require(out.requires_grad, f"{name}'s result is cut off from autograd: compute it with torch "
             "operations on x (no .detach(), .item(), .numpy(), .data or torch.no_grad())", shown,
             hidden)
-    (gs,) = torch.autograd.grad((out * w).sum(), xs, allow_unused=True)
+    (gs,) = _grad((out * w).sum(), xs, allow_unused=True)
     gs = torch.zeros_like(x) if gs is None else gs
     xr = x.clone().requires_grad_(True)
-    (gr,) = torch.autograd.grad((ref(xr, *args, **kwargs) * w).sum(), xr)
+    (gr,) = _grad((ref(xr, *args, **kwargs) * w).sum(), xr)
     bad = _mismatch(gs, gr)
     if bool(bad.any()):
-        if bool((~torch.isfinite(gs)).any()):
+        if bool((~_isfinite(gs)).any()):
             concept = concepts["grad_nan"]
         else:
             kind = _where(x, bad) if elementwise else "ordinary"
@@ -189,7 +213,7 @@ def relu(fn: Fn, *, thorough: bool = False, hidden: bool = False, seed: int = 0)
     __tracebackhide__ = True
     _guard(fn, "relu", ["relu", "relu_", "ReLU", "threshold", "Threshold"])
     cases = [(x, (), {}) for x in _with_device(_elementwise_inputs(thorough, seed), thorough)]
-    _run(fn, F.relu, cases, name="relu", hidden=hidden, seed=seed, concepts={
+    _run(fn, _relu, cases, name="relu", hidden=hidden, seed=seed, concepts={
         "value": "relu(x) is x where x > 0 and 0 everywhere else",
         "overflow": _OVERFLOW.format(n="relu"),
         "grad": "the gradient of relu is 1 where x > 0 and 0 where x < 0",
@@ -207,7 +231,8 @@ def leaky_relu(fn: Fn, *, thorough: bool = False, hidden: bool = False, seed: in
     xs = _with_device(_elementwise_inputs(thorough, seed), thorough)
     cases = [(xs[0], (), {}), (xs[1], (), {"negative_slope": 0.2}), (xs[0], (0.1,), {})]
     if thorough:
-        cases += [(x, (), {"negative_slope": s}) for x, s in zip(xs[2:], [0.0, 2.0, 0.3, -0.5, 0.05, 0.2])]
+        slopes = [0.0, 2.0, 0.3, -0.5, 0.05, 0.2]
+        cases += [(x, (), {"negative_slope": s}) for x, s in zip(xs[2:], slopes, strict=False)]
     concepts = {
         "value": ("leaky_relu(x) is x where x > 0 and negative_slope * x elsewhere, for ANY "
                   "negative_slope (also 0, negative ones and ones above 1, where max(x, slope*x) "
@@ -219,7 +244,7 @@ def leaky_relu(fn: Fn, *, thorough: bool = False, hidden: bool = False, seed: in
                       "gradient at the tie, and is wrong for slopes above 1)"),
         "grad_nan": _GRAD_NAN.format(n="leaky_relu"),
     }
-    _run(fn, F.leaky_relu, cases, name="leaky_relu", hidden=hidden, seed=seed, concepts=concepts)
+    _run(fn, _leaky_relu, cases, name="leaky_relu", hidden=hidden, seed=seed, concepts=concepts)
 
 
 def sigmoid(fn: Fn, *, thorough: bool = False, hidden: bool = False, seed: int = 0) -> None:
@@ -227,7 +252,7 @@ def sigmoid(fn: Fn, *, thorough: bool = False, hidden: bool = False, seed: int =
     __tracebackhide__ = True
     _guard(fn, "sigmoid", ["sigmoid", "sigmoid_", "Sigmoid", "expit"])
     cases = [(x, (), {}) for x in _with_device(_elementwise_inputs(thorough, seed), thorough)]
-    _run(fn, torch.sigmoid, cases, name="sigmoid", hidden=hidden, seed=seed, concepts={
+    _run(fn, _sigmoid, cases, name="sigmoid", hidden=hidden, seed=seed, concepts={
         "value": "sigmoid(x) = 1 / (1 + exp(-x))",
         "overflow": _OVERFLOW.format(n="sigmoid") + (
             ": for x >= 0 use 1 / (1 + exp(-x)), for x < 0 use exp(x) / (1 + exp(x))"),
@@ -246,7 +271,7 @@ def tanh(fn: Fn, *, thorough: bool = False, hidden: bool = False, seed: int = 0)
     __tracebackhide__ = True
     _guard(fn, "tanh", ["tanh", "tanh_", "Tanh"])
     cases = [(x, (), {}) for x in _with_device(_elementwise_inputs(thorough, seed), thorough)]
-    _run(fn, torch.tanh, cases, name="tanh", hidden=hidden, seed=seed, concepts={
+    _run(fn, _tanh, cases, name="tanh", hidden=hidden, seed=seed, concepts={
         "value": "tanh(x) = (1 - exp(-2x)) / (1 + exp(-2x)) = 2 * sigmoid(2x) - 1, in (-1, 1)",
         "overflow": _OVERFLOW.format(n="tanh") + (
             "; (exp(x) - exp(-x)) / (exp(x) + exp(-x)) is inf/inf at large |x|. Hint: "
@@ -288,9 +313,14 @@ def _softmax_concepts(n: str) -> dict[str, str]:
     return {
         "value": (f"{n} must normalise along the given dim only (each slice along `dim` sums "
                   "to 1); negative dims count from the end, and `dim` may be passed by keyword"),
-        "overflow": (f"{n} overflows on large logits such as 1000 (exp(1000) = inf, inf/inf = NaN): "
-                     "subtract the maximum along dim (keepdim=True) before exp; the result does "
-                     "not change because softmax ignores a constant shift"),
+        "overflow": (f"{n} gives NaN or inf on extreme logits: exp(1000) overflows to inf "
+                     "(inf/inf = NaN), and a slice whose exps all underflow to 0 gives 0/0 = NaN. "
+                     "Subtract the maximum along dim (keepdim=True; not the max of the whole "
+                     "tensor) before exp; the result does not change because softmax ignores a "
+                     "constant shift"),
+        "value_shift": (f"{n} is off by a constant in each slice along dim: after shifting by "
+                        "the max m, log_softmax(x) = (x - m) - log(sum(exp(x - m))); subtract the "
+                        "shift from x once, not twice, and do not drop it"),
         "grad": f"the gradient of {n} is wrong although its values are right",
         "grad_nan": (f"the gradient of {n} is NaN or inf on extreme logits: every intermediate "
                      "must stay finite (subtract the max before exp, never take log of 0)"),
@@ -301,7 +331,7 @@ def softmax(fn: Fn, *, thorough: bool = False, hidden: bool = False, seed: int =
     """``fn(x, dim)`` must equal ``F.softmax(x, dim)``, stable on large logits."""
     __tracebackhide__ = True
     _guard(fn, "softmax", ["softmax", "Softmax", "_softmax"])
-    _run(fn, F.softmax, _softmax_cases(thorough, seed), name="softmax", hidden=hidden, seed=seed,
+    _run(fn, _softmax, _softmax_cases(thorough, seed), name="softmax", hidden=hidden, seed=seed,
          concepts=_softmax_concepts("softmax"), elementwise=False)
 
 
@@ -314,8 +344,7 @@ def log_softmax(fn: Fn, *, thorough: bool = False, hidden: bool = False, seed: i
         "log_softmax gives -inf or NaN on extreme logits where torch's is finite: log(softmax(x)) "
         "takes log(0) once a probability underflows. Use the log-sum-exp trick: "
         "x - m - log(sum(exp(x - m))) with m the max along dim (keepdim=True)")
-    concepts["value"] += "; log_softmax(x) = x - logsumexp(x) (add the max back after shifting)"
-    _run(fn, F.log_softmax, _softmax_cases(thorough, seed), name="log_softmax", hidden=hidden,
+    _run(fn, _log_softmax, _softmax_cases(thorough, seed), name="log_softmax", hidden=hidden,
          seed=seed, concepts=concepts, elementwise=False)
 
 
@@ -345,7 +374,7 @@ def relu_function(cls: Any, *, thorough: bool = False, hidden: bool = False, see
         x_in = x.clone().requires_grad_(True)
         with tripwire(_TRIP, name, _HINT):
             y = call(cls.apply, x_in, name="ReLUFunction.apply", hidden=hidden)
-        require(torch.equal(x_in.detach(), x), "ReLUFunction.forward must not modify its input "
+        require(_equal(x_in.detach(), x), "ReLUFunction.forward must not modify its input "
                 "(return a new tensor, not x.clamp_(...) or x[x < 0] = 0)", shown, hidden)
         require(isinstance(y, torch.Tensor), "ReLUFunction.forward must return a tensor",
                 f"it returned {type(y).__name__}", hidden)
@@ -353,13 +382,13 @@ def relu_function(cls: Any, *, thorough: bool = False, hidden: bool = False, see
                 "ReLUFunction.apply(x) must be differentiated by YOUR backward: return a tensor "
                 "computed in forward (autograd records the Function's own backward node)",
                 f"grad_fn is {type(y.grad_fn).__name__}", hidden)
-        same_tensor(y, F.relu(x), "ReLUFunction.apply(x)", hidden=hidden,
+        same_tensor(y, _relu(x), "ReLUFunction.apply(x)", hidden=hidden,
                     concept="ReLUFunction.forward must return x where x > 0 and 0 elsewhere, with "
                             "x's shape, dtype and device")
         w = torch.randn(y.shape, generator=gen, dtype=x.dtype).to(x.device) * 3
         with tripwire(_TRIP, name, _HINT):
             try:
-                (g,) = torch.autograd.grad((y * w).sum(), x_in, allow_unused=True)
+                (g,) = _grad((y * w).sum(), x_in, allow_unused=True)
             except NotImplementedError:
                 raise CheckFailure("ReLUFunction.backward is not implemented yet") from None
             except CheckFailure:
@@ -372,14 +401,14 @@ def relu_function(cls: Any, *, thorough: bool = False, hidden: bool = False, see
         require(g is not None, "ReLUFunction.backward returned None for x: return the gradient",
                 shown, hidden)
         expected = w * (x > 0)
-        if not torch.allclose(g, expected, rtol=1e-5, atol=1e-6):
-            if torch.allclose(g, w):
+        if not _allclose(g, expected, rtol=1e-5, atol=1e-6):
+            if _allclose(g, w):
                 concept = ("ReLUFunction.backward passes grad_output through unmasked: zero it "
                            "where the input was <= 0")
-            elif torch.allclose(g, (x > 0).to(g.dtype)) or torch.allclose(g, (x >= 0).to(g.dtype)):
+            elif _allclose(g, (x > 0).to(g.dtype)) or _allclose(g, (x >= 0).to(g.dtype)):
                 concept = ("ReLUFunction.backward must MULTIPLY grad_output by the mask (chain "
                            "rule), not return the mask alone")
-            elif torch.allclose(g, w * (x >= 0)):
+            elif _allclose(g, w * (x >= 0)):
                 concept = ("ReLUFunction.backward at exactly 0 must give 0, as torch does: mask "
                            "with x > 0, not x >= 0")
             else:
@@ -390,6 +419,6 @@ def relu_function(cls: Any, *, thorough: bool = False, hidden: bool = False, see
     x = torch.randn(3, 4, generator=gen, dtype=torch.float64)
     x = (x + 0.2 * x.sign()).requires_grad_(True)
     with tripwire(_TRIP, name, _HINT):
-        ok = torch.autograd.gradcheck(cls.apply, (x,), eps=1e-6, atol=1e-5, raise_exception=False)
-    require(ok, "torch.autograd.gradcheck fails: ReLUFunction.backward does not match the finite-"
+        ok = _gradcheck(cls.apply, (x,), eps=1e-6, atol=1e-5, raise_exception=False)
+    require(ok, "_gradcheck fails: ReLUFunction.backward does not match the finite-"
             "difference slope of forward (in float64)", None, hidden)

@@ -52,7 +52,7 @@ def _accelerator() -> torch.device | None:
     from ..device import get_device
 
     try:
-        dev = get_device()
+        dev = get_device(verbose=False)
     except Exception:  # a bad $COURSE_DEVICE is the setup cell's business, not this check's
         return None
     return None if dev.type == "cpu" else dev
@@ -180,9 +180,8 @@ def conv2d_output_shape(fn: Callable[..., Any], *, thorough: bool = False, hidde
     cases = _SHAPE_CASES + (_SHAPE_EDGE if thorough else [])
     trip = [(F, "conv2d"), (torch, "conv2d"), (torch, "convolution"), (torch, "_convolution")]
     for i, (h, w, k, s, p, d) in enumerate(cases):
-        meta = torch.empty(1, 1, h, w, device="meta")
-        kernel = torch.empty(1, 1, *_pair(k), device="meta")
-        expected = tuple(F.conv2d(meta, kernel, stride=s, padding=p, dilation=d).shape[2:])
+        image, kernel = torch.zeros(1, 1, h, w), torch.zeros(1, 1, *_pair(k))
+        expected = tuple(F.conv2d(image, kernel, stride=s, padding=p, dilation=d).shape[2:])
         kw = {"stride": s, "padding": p, "dilation": d}
         with tripwire(trip, "conv2d_output_shape", hint):  # alternate positional and keyword calls
             if i % 2:
@@ -196,7 +195,7 @@ def conv2d_output_shape(fn: Callable[..., Any], *, thorough: bool = False, hidde
                 "conv2d_output_shape must return a pair (h_out, w_out)", f"{where}: got {got!r}", hidden)
         if tuple(got) == expected:
             raise CheckFailure("conv2d_output_shape must return a tuple of two Python ints "
-                               "(use // for integer division)", f"{where}: got {got!r}", hidden)
+                               "(use floor division, //, not /)", f"{where}: got {got!r}", hidden)
         dims = list(zip((h, w), _pair(k), _pair(s), _pair(p), _pair(d), strict=True))
         concept = ("the output size is floor((size + 2·padding − dilation·(kernel_size − 1) − 1) "
                    "/ stride) + 1, for height and width separately")
@@ -349,7 +348,8 @@ def conv2d_forward(cls: Any, *, thorough: bool = False, hidden: bool = False, se
                         "the output shape must be (N, out_channels, H_out, W_out), with H_out and "
                         "W_out from stride, padding and dilation as in your conv2d_output_shape",
                         f"{where_x}: expected {tuple(expected.shape)}, got {tuple(got.shape)}", hidden)
-                tol = {"rtol": 1e-4, "atol": 1e-5} if dev.type == "cpu" else {"rtol": 1e-2, "atol": 1e-3}
+                # on a GPU the reference may use TF32 matmuls: compare more loosely there
+                tol = {"rtol": 1e-4, "atol": 1e-5} if dev.type == "cpu" else {"rtol": 1e-2, "atol": 5e-3}
                 g = got.detach()
                 concept = ("Conv2d's values differ from nn.Conv2d's: each output is the sum, over the "
                            "input channels of its group and the kernel window, of input · weight, "
@@ -592,8 +592,10 @@ def batchnorm2d_eval(cls: Any, *, thorough: bool = False, hidden: bool = False,
                 batch = _bn_formula(x, x.mean(dims, keepdim=True),
                                     x.var(dims, unbiased=False, keepdim=True), ref)
                 if not ref.track_running_stats:
-                    concept = ("with track_running_stats=False there are no running statistics: "
-                               "eval() normalises with the batch's statistics too")
+                    concept = _bn_output_concept(got.detach(), x, ref, None)
+                    if "differs" in concept:
+                        concept = ("with track_running_stats=False there are no running statistics: "
+                                   "eval() normalises with the batch's statistics too")
                 elif _allclose(got.detach(), batch, rtol=1e-3, atol=1e-3):
                     concept = ("in eval() BatchNorm must use the running statistics, not the batch's "
                                "(check self.training)")
@@ -659,7 +661,7 @@ _DROP_TRIP = [(F, n) for n in ("dropout", "dropout1d", "dropout2d", "dropout3d",
 _DROP_HINT = ("Draw the mask yourself (torch.rand, torch.bernoulli, torch.rand_like are allowed); "
               "F.dropout and nn.Dropout are not.")
 _DROP_REFS = (nn.Dropout, nn.modules.dropout._DropoutNd)
-_ZERO_TOL = 0.01  # |fraction of zeros − p| on 200 000 elements: more than 6 standard deviations
+_ZERO_TOL = 0.015  # |fraction of zeros − p| on 50 000 elements: more than 6 standard deviations
 
 
 def _run_dropout(module: nn.Module, x: torch.Tensor, hidden: bool) -> torch.Tensor:
@@ -680,9 +682,9 @@ def dropout_train(cls: Any, *, thorough: bool = False, hidden: bool = False, see
     """train(): about a fraction p zeroed, survivors scaled by 1/(1 − p), fresh masks, gradients."""
     __tracebackhide__ = True
     _forbid_class(cls, _DROP_FORBIDDEN, "Dropout", _DROP_HINT, _DROP_REFS)
-    cases: list[tuple[float | None, tuple[int, ...]]] = [(0.2, (200_000,)), (None, (500, 400))]
+    cases: list[tuple[float | None, tuple[int, ...]]] = [(0.2, (50_000,)), (None, (250, 200))]
     if thorough:
-        cases += [(0.8, (50, 4000)), (0.35, (10, 4, 50, 100)), (0.05, (200_000,))]
+        cases += [(0.8, (50, 1000)), (0.35, (5, 4, 50, 50)), (0.05, (50_000,))]
     with _seeded(seed):
         for p, shape in cases:
             module = _make(cls, "Dropout", () if p is None else (p,), {}, hidden)
@@ -719,9 +721,9 @@ def dropout_train(cls: Any, *, thorough: bool = False, hidden: bool = False, see
             same_tensor(got, F.dropout(x, p, training=True), f"Dropout({p}) output", hidden=hidden,
                         concept=concept)
         p = 0.3
-        x = (torch.rand(300, 200) + 0.5).requires_grad_()
+        x = (torch.rand(100, 100) + 0.5).requires_grad_()
         got = _run_dropout(_make(cls, "Dropout", (p,), {}, hidden), x, hidden)
-        upstream = torch.randn(300, 200)
+        upstream = torch.randn(100, 100)
         require(got.requires_grad, "Dropout's output must be computed from its input with "
                 "differentiable tensor operations (x · mask / (1 − p))", None, hidden)
         (got * upstream).sum().backward()
@@ -746,7 +748,7 @@ def dropout_eval(cls: Any, *, thorough: bool = False, hidden: bool = False, seed
                                 "(branch on self.training, which .train() and .eval() set)")
             if p > 0:
                 module.train()
-                frac = (_run_dropout(module, torch.rand(100_000) + 0.5, hidden) == 0).float().mean()
+                frac = (_run_dropout(module, torch.rand(50_000) + 0.5, hidden) == 0).float().mean()
                 require(abs(frac.item() - p) <= _ZERO_TOL, "after .train() Dropout must drop again: "
                         "decide by self.training on every call", f"Dropout({p}): zero fraction "
                         f"{frac.item():.3f}", hidden)
@@ -792,8 +794,15 @@ def flatten(cls: Any, *, thorough: bool = False, hidden: bool = False, seed: int
         ref = nn.Flatten(*args, **kwargs)
         expected = ref(x)
         module = _make(cls, "Flatten", args, kwargs, hidden)
-        with tripwire(trip, "Flatten", _FLAT_HINT):
-            got = call(module, x, name="Flatten.forward", hidden=hidden)
+        try:
+            with tripwire(trip, "Flatten", _FLAT_HINT):
+                got = call(module, x, name="Flatten.forward", hidden=hidden)
+        except CheckFailure as exc:
+            if x.is_contiguous() or "delegates" in exc.concept or "calls the PyTorch" in exc.concept:
+                raise
+            raise CheckFailure("Flatten must work on a non-contiguous input too (a permuted tensor): "
+                               "view() cannot merge its dims, reshape() can (it copies when it must)",
+                               exc.concept, hidden) from None
         where = (f"{_signature('Flatten', args, kwargs)} on input of shape {tuple(x.shape)}"
                  + ("" if x.is_contiguous() else " (not contiguous)"))
         require(isinstance(got, torch.Tensor), "Flatten.forward must return a tensor",

@@ -1,10 +1,11 @@
 """Checks for 04_nn_module: a hand-written ``Linear``, a module with a buffer (``RunningMean``) and
 ``count_parameters``. Every expected value comes from PyTorch at run time: ``nn.Linear`` for the
-layer, ``nn.BatchNorm1d(affine=False)``'s running mean for the buffer, ``model.parameters()`` for
-the count."""
+layer, torch arithmetic for the buffer's moving average (the update BatchNorm uses),
+``model.parameters()`` for the count."""
 
 from __future__ import annotations
 
+import contextlib
 import dis
 import inspect
 import math
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ._core import CheckFailure, call, forbid_delegation, require, same_tensor, tripwire
 
@@ -22,9 +24,10 @@ __all__ = ["Linear_forward", "Linear_parameters", "RunningMean", "count_paramete
 
 # Captured at import, before student code runs: rebinding nn.Linear later changes nothing here.
 _nnLinear = nn.Linear
-_BatchNorm1d = nn.BatchNorm1d
 _NormBase = nn.modules.batchnorm._NormBase
 _F_linear = F.linear
+_F_batch_norm = F.batch_norm
+_batch_norm = torch.batch_norm
 _Module = nn.Module
 _Tensor = torch.Tensor
 _fork_rng = torch.random.fork_rng
@@ -76,29 +79,66 @@ def _code_objects(code: types.CodeType) -> Iterator[types.CodeType]:
             yield from _code_objects(const)
 
 
-_FORBIDDEN_ATTRS = {"linear", "Linear", "LazyLinear"}
+def _bytecode_guard(cls: Any, exercise: str, hint: str, attrs: set[str],
+                    functions: tuple[Any, ...], classes: tuple[type, ...]) -> None:
+    """Refuse a class whose methods reach a forbidden attribute, function or class. A class's
+    source is usually unavailable in a notebook kernel, so this reads the bytecode instead."""
+    __tracebackhide__ = True
+    if not inspect.isclass(cls):
+        return
+    msg = (f"{exercise} delegates to the PyTorch reference it is checked against; that earns no "
+           f"credit. {hint}")
+    for fn in _student_functions(cls):
+        for code in _code_objects(fn.__code__):
+            for ins in dis.get_instructions(code):
+                if ins.opname in ("LOAD_ATTR", "LOAD_METHOD"):
+                    bad = ins.argval in attrs  # nn.Linear, F.linear, torch.nn.BatchNorm1d ...
+                elif ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+                    obj = fn.__globals__.get(ins.argval, _MISSING)
+                    bad = any(obj is f for f in functions) or (
+                        inspect.isclass(obj) and issubclass(obj, classes))
+                else:
+                    bad = False
+                require(not bad, msg, f"{fn.__qualname__} uses {ins.argval}")
+
+
+class _Spy(TorchFunctionMode):
+    """Records calls of the banned torch functions, however the student reached them."""
+
+    def __init__(self, banned: tuple[Any, ...]) -> None:
+        super().__init__()
+        self.banned = banned
+        self.hits: list[str] = []
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if any(func is b for b in self.banned):
+            self.hits.append(getattr(func, "__name__", "a banned function"))
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def _guarded(trip: list[tuple[Any, str]], banned: tuple[Any, ...], exercise: str,
+             hint: str) -> Iterator[None]:
+    """tripwire() on the named attributes plus a TorchFunctionMode that sees aliased calls."""
+    __tracebackhide__ = True
+    spy = _Spy(banned)
+    with tripwire(trip, exercise, hint), spy:
+        yield
+    require(not spy.hits, f"{exercise} calls the PyTorch reference it is checked against; that "
+                          f"earns no credit. {hint}", f"it called {', '.join(sorted(set(spy.hits)))}")
 
 
 def _no_linear_delegation(cls: Any) -> None:
     """Refuse nn.Linear itself, a subclass, or code that reaches nn.Linear / F.linear."""
     __tracebackhide__ = True
-    forbid_delegation(cls, ["linear", "LazyLinear"], "Linear", _LINEAR_HINT, references=(_nnLinear,))
     msg = ("Linear delegates to the PyTorch reference it is checked against; that earns no "
            f"credit. {_LINEAR_HINT}")
-    if not inspect.isclass(cls):
-        return
-    # The class's source is often unavailable in a notebook, so read its bytecode instead.
-    for fn in _student_functions(cls):
-        for code in _code_objects(fn.__code__):
-            for ins in dis.get_instructions(code):
-                if ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and ins.argval in _FORBIDDEN_ATTRS:
-                    bad = True  # nn.Linear, F.linear, torch.nn.LazyLinear ...
-                elif ins.opname in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF"):
-                    obj = fn.__globals__.get(ins.argval, _MISSING)
-                    bad = obj is _F_linear or (inspect.isclass(obj) and issubclass(obj, _nnLinear))
-                else:
-                    bad = False
-                require(not bad, msg, f"{fn.__qualname__} uses {ins.argval}")
+    require(cls is not _nnLinear, msg, "your Linear is torch.nn.Linear itself")
+    require(not (inspect.isclass(cls) and issubclass(cls, _nnLinear)), msg,
+            "your Linear subclasses torch.nn.Linear; subclass nn.Module instead")
+    forbid_delegation(cls, ["linear", "LazyLinear"], "Linear", _LINEAR_HINT, references=(_nnLinear,))
+    _bytecode_guard(cls, "Linear", _LINEAR_HINT, {"linear", "Linear", "LazyLinear"}, (_F_linear,),
+                    (_nnLinear,))
 
 
 def _make_linear(cls: Any, fin: int, fout: int, bias: bool, style: int, seed: int,
@@ -248,7 +288,7 @@ def _run_linear(mine: nn.Module, ref: nn.Module, x: torch.Tensor, where: str, hi
     x_mine = x.clone().requires_grad_(True)
     x_ref = x.clone().requires_grad_(True)
     expected = ref(x_ref)
-    with tripwire(_LINEAR_TRIP, "Linear", _LINEAR_HINT):
+    with _guarded(_LINEAR_TRIP, (_F_linear,), "Linear", _LINEAR_HINT):
         try:
             out = call(mine, x_mine, name="your Linear", hidden=hidden)
         except CheckFailure as exc:
@@ -272,8 +312,10 @@ def _run_linear(mine: nn.Module, ref: nn.Module, x: torch.Tensor, where: str, hi
             "Linear's output must be differentiable: do not use torch.no_grad() or .detach() in "
             "forward", where, hidden)
     g = torch.randn(expected.shape, generator=torch.Generator().manual_seed(7), dtype=x.dtype)
-    expected.backward(g.to(x.device))
-    call(out.backward, g.to(x.device), name="backward through Linear's output", hidden=hidden)
+    # (out * g).sum().backward() gives the same gradients as out.backward(g), faster
+    (expected * g.to(x.device)).sum().backward()
+    call(lambda: (out * g.to(x.device)).sum().backward(), name="backward through Linear's output",
+         hidden=hidden)
     grads = [("the gradient w.r.t. the input", x_mine.grad, x_ref.grad)]
     grads += [(f"the gradient of {n}", getattr(mine, n).grad, p.grad)
               for n, p in ref.named_parameters()]
@@ -356,17 +398,17 @@ def _rm_structure(m: Any, nf: int, hidden: bool) -> None:
                         "eval() in __init__", where, hidden)
 
 
-def _rm_train_step(m: nn.Module, bn: nn.Module, x: torch.Tensor, momentum: float, where: str,
+def _rm_train_step(m: nn.Module, ref: torch.Tensor, x: torch.Tensor, momentum: float, where: str,
                    hidden: bool, grads: bool) -> None:
     __tracebackhide__ = True
     prev = m.get_buffer("running_mean").detach().clone()
     x_mine = x.clone().requires_grad_(True)
     x_ref = x.clone().requires_grad_(True)
-    with tripwire(_RM_TRIP, "RunningMean", _RM_HINT):
+    with _guarded(_RM_TRIP, (_F_batch_norm, _batch_norm), "RunningMean", _RM_HINT):
         out = call(m, x_mine, name="your RunningMean", hidden=hidden)
     expected = x_ref - x_ref.mean(dim=0)
-    with torch.no_grad():
-        bn(x)
+    with torch.no_grad():  # the reference moving average, updated in place
+        ref.mul_(1 - momentum).add_(momentum * x.mean(dim=0))
     same_tensor(out, expected, f"{where}: the output in train mode", hidden=hidden,
                 concept="in train mode RunningMean returns x − batch_mean, where batch_mean = "
                         "x.mean(dim=0) is the mean of THIS batch over its rows")
@@ -384,7 +426,7 @@ def _rm_train_step(m: nn.Module, bn: nn.Module, x: torch.Tensor, momentum: float
             rm.detach().to(swapped.dtype), swapped, rtol=1e-5, atol=1e-6):
         raise CheckFailure(f"momentum is applied the wrong way round: momentum weighs the NEW "
                            f"batch mean, {_UPDATE}", where, hidden)
-    same_tensor(rm, bn.running_mean, f"{where}: running_mean after a training batch",
+    same_tensor(rm, ref, f"{where}: running_mean after a training batch",
                 hidden=hidden, concept=f"in train mode update the buffer after every batch: "
                                        f"{_UPDATE}")
     if grads:
@@ -392,9 +434,9 @@ def _rm_train_step(m: nn.Module, bn: nn.Module, x: torch.Tensor, momentum: float
                 "the output x − batch_mean must stay differentiable w.r.t. x: use no_grad only "
                 "for the running_mean update", where, hidden)
         g = torch.randn(x.shape, generator=torch.Generator().manual_seed(3), dtype=x.dtype)
-        expected.backward(g.to(x.device))
-        call(out.backward, g.to(x.device), name="backward through RunningMean's output",
-             hidden=hidden)
+        (expected * g.to(x.device)).sum().backward()
+        call(lambda: (out * g.to(x.device)).sum().backward(),
+             name="backward through RunningMean's output", hidden=hidden)
         same_tensor(x_mine.grad, x_ref.grad, f"{where}: the gradient w.r.t. x", hidden=hidden,
                     concept="the gradient of x − batch_mean must flow through batch_mean too "
                             "(do not detach batch_mean in the output)")
@@ -403,7 +445,7 @@ def _rm_train_step(m: nn.Module, bn: nn.Module, x: torch.Tensor, momentum: float
 def _rm_eval_step(m: nn.Module, x: torch.Tensor, where: str, hidden: bool) -> None:
     __tracebackhide__ = True
     before = m.get_buffer("running_mean").detach().clone()
-    with tripwire(_RM_TRIP, "RunningMean", _RM_HINT):
+    with _guarded(_RM_TRIP, (_F_batch_norm, _batch_norm), "RunningMean", _RM_HINT):
         out = call(m, x, name="your RunningMean", hidden=hidden)
     same_tensor(m.get_buffer("running_mean"), before, f"{where}: running_mean in eval mode",
                 hidden=hidden, concept="in eval mode running_mean must not change: update it "
@@ -418,6 +460,8 @@ def RunningMean(cls: Any, *, thorough: bool = False, hidden: bool = False, seed:
     __tracebackhide__ = True
     forbid_delegation(cls, ["batch_norm", "BatchNorm1d", "BatchNorm2d", "InstanceNorm1d"],
                       "RunningMean", _RM_HINT, references=(_NormBase,))
+    _bytecode_guard(cls, "RunningMean", _RM_HINT, {"batch_norm", "BatchNorm1d", "BatchNorm2d",
+                    "BatchNorm3d", "InstanceNorm1d"}, (_F_batch_norm, _batch_norm), (_NormBase,))
     gen = torch.Generator().manual_seed(seed)
     cases: list[tuple[int, float | None, int, torch.device]] = [(3, None, 4, torch.device("cpu")),
                                                                 (5, 0.3, 3, torch.device("cpu"))]
@@ -432,24 +476,25 @@ def RunningMean(cls: Any, *, thorough: bool = False, hidden: bool = False, seed:
         args = {} if momentum is None else {"momentum": momentum}
         m = call(cls, nf, name="RunningMean", hidden=hidden, **args)
         _rm_structure(m, nf, hidden)
-        bn = _BatchNorm1d(nf, momentum=mom, affine=False).to(dev)
+        ref = torch.zeros(nf, device=dev)
         m.to(dev)
-        require(m.get_buffer("running_mean").device == dev,
+        require(m.get_buffer("running_mean").device.type == dev.type,
                 "module.to(device) must move running_mean: register it as a buffer", where, hidden)
         offset = torch.randn(nf, generator=gen) * 3
 
-        def batch(n: int, nf: int = nf, offset: torch.Tensor = offset) -> torch.Tensor:
+        def batch(n: int, nf: int = nf, offset: torch.Tensor = offset,
+                  dev: torch.device = dev) -> torch.Tensor:
             return (torch.randn(n, nf, generator=gen) + offset).to(dev)
 
         for step in range(steps):
-            n = 1 if (thorough and step == 1) else 4 + step
-            _rm_train_step(m, bn, batch(n), mom, f"{where}, training batch {step + 1}", hidden,
+            n = 2 if (thorough and step == 1) else 4 + step
+            _rm_train_step(m, ref, batch(n), mom, f"{where}, training batch {step + 1}", hidden,
                            grads=step == 0)
         m.eval()
         _rm_eval_step(m, batch(6), f"{where} after eval()", hidden)
         if thorough:  # back to training: updates resume
             m.train()
-            _rm_train_step(m, bn, batch(5), mom, f"{where} after eval() then train()", hidden,
+            _rm_train_step(m, ref, batch(5), mom, f"{where} after eval() then train()", hidden,
                            grads=False)
         # the buffer is saved and restored by state_dict
         state = m.state_dict()
@@ -461,7 +506,7 @@ def RunningMean(cls: Any, *, thorough: bool = False, hidden: bool = False, seed:
         except Exception as exc:
             raise CheckFailure("load_state_dict must restore RunningMean from its state_dict",
                                f"{where}: {type(exc).__name__}: {exc}", hidden) from None
-        same_tensor(fresh.get_buffer("running_mean"), bn.running_mean.cpu(),
+        same_tensor(fresh.get_buffer("running_mean"), ref.cpu(),
                     f"{where}: running_mean restored by load_state_dict", hidden=hidden,
                     concept="load_state_dict must restore running_mean (keep it a persistent buffer)")
         if thorough and dev.type == "cpu":
@@ -470,6 +515,7 @@ def RunningMean(cls: Any, *, thorough: bool = False, hidden: bool = False, seed:
                     "module.to(torch.float64) must convert running_mean: register it as a buffer",
                     where, hidden)
             x = torch.randn(3, nf, generator=gen, dtype=torch.float64)
+            m.eval()
             _rm_eval_step(m, x, f"{where} in float64", hidden)
 
 
@@ -557,7 +603,7 @@ def count_parameters(fn: Callable[..., Any], *, thorough: bool = False, hidden: 
             if got == expected:
                 continue
             everything = sum(p.numel() for p in model.parameters())
-            twice = sum(p.numel() for p in model.parameters(remove_duplicate=False)
+            twice = sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False)
                         if p.requires_grad or not trainable_only)
             buffers = sum(b.numel() for b in model.buffers())
             detail = f"{where}: expected {expected}, got {got}"

@@ -1,0 +1,143 @@
+"""09_schedulers: the checks accept the solution and reject known-wrong schedulers, naming the
+concept (off-by-one epochs, forgotten param groups, compounding, eta_min, the cosine's period ...)."""
+
+import pytest
+from mutantkit import make_tests
+
+pytestmark = pytest.mark.nb09
+
+_HEAD = """
+import bisect, math
+from collections import Counter
+from torch.optim.lr_scheduler import LRScheduler
+"""
+
+
+def _closed(name: str, args: str, store: str, body: str) -> str:
+    """A scheduler class whose get_lr() is ``body`` (a closed form using e = self.last_epoch)."""
+    return _HEAD + f"""
+class {name}(LRScheduler):
+    def __init__(self, optimizer, {args}, last_epoch=-1):
+{store}
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        e = self.last_epoch
+{body}
+"""
+
+
+_STEP_STORE = "        self.step_size, self.gamma = step_size, gamma"
+_MULTI_STORE = "        self.milestones, self.gamma = list(milestones), gamma"
+_LAMBDA_STORE = """        n = len(optimizer.param_groups)
+        self.lr_lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * n"""
+_COS_STORE = "        self.T_max, self.eta_min = T_max, eta_min"
+
+MUTANTS = {
+    "StepLR": [
+        ("decays one epoch early", _closed("StepLR", "step_size, gamma=0.1", _STEP_STORE,
+            "        return [b * self.gamma ** ((e + 1) // self.step_size) for b in self.base_lrs]"),
+         "off by one"),
+        ("only group 0", _closed("StepLR", "step_size, gamma=0.1", _STEP_STORE,
+            "        lrs = [g['lr'] for g in self.optimizer.param_groups]\n"
+            "        lrs[0] = self.base_lrs[0] * self.gamma ** (e // self.step_size)\n"
+            "        return lrs"),
+         "every param group"),
+        ("decays every epoch", _closed("StepLR", "step_size, gamma=0.1", _STEP_STORE,
+            "        return [b * self.gamma ** e for b in self.base_lrs]"),
+         "once every step_size epochs"),
+        ("wrong default gamma", _closed("StepLR", "step_size, gamma=0.5", _STEP_STORE,
+            "        return [b * self.gamma ** (e // self.step_size) for b in self.base_lrs]"),
+         "same defaults"),
+        ("steps with the deprecated epoch argument", _closed(
+            "StepLR", "step_size, gamma=0.1", _STEP_STORE,
+            "        return [b * self.gamma ** (e // self.step_size) for b in self.base_lrs]\n\n"
+            "    def step(self, epoch=None):\n"
+            "        super().step(self.last_epoch + 1)"),
+         "without warnings"),
+        ("subclasses torch's StepLR", """
+            class StepLR(torch.optim.lr_scheduler.StepLR):
+                pass
+        """, "delegates"),
+        ("calls torch's get_lr", _closed("StepLR", "step_size, gamma=0.1", _STEP_STORE,
+            "        return torch.optim.lr_scheduler.StepLR.get_lr(self)"),
+         "delegates"),
+    ],
+    "MultiStepLR": [
+        ("ignores the first milestone", _closed("MultiStepLR", "milestones, gamma=0.1", _MULTI_STORE,
+            "        n = bisect.bisect_right(sorted(self.milestones)[1:], e)\n"
+            "        return [b * self.gamma ** n for b in self.base_lrs]"),
+         "number of milestones"),
+        ("assumes sorted milestones", _closed("MultiStepLR", "milestones, gamma=0.1", _MULTI_STORE,
+            "        n = bisect.bisect_right(self.milestones, e)\n"
+            "        return [b * self.gamma ** n for b in self.base_lrs]"),
+         "any order"),
+        ("decays one epoch late", _closed("MultiStepLR", "milestones, gamma=0.1", _MULTI_STORE,
+            "        n = bisect.bisect_left(sorted(self.milestones), e)\n"
+            "        return [b * self.gamma ** n for b in self.base_lrs]"),
+         "off by one"),
+        ("only group 0", _closed("MultiStepLR", "milestones, gamma=0.1", _MULTI_STORE,
+            "        n = bisect.bisect_right(sorted(self.milestones), e)\n"
+            "        return [self.base_lrs[0] * self.gamma ** n] + [g['lr'] for g in self.optimizer.param_groups[1:]]"),
+         "every param group"),
+        ("subclasses torch's MultiStepLR", """
+            class MultiStepLR(torch.optim.lr_scheduler.MultiStepLR):
+                pass
+        """, "delegates"),
+    ],
+    "LambdaLR": [
+        ("compounds the current lr", _closed("LambdaLR", "lr_lambda", _LAMBDA_STORE,
+            "        return [g['lr'] * f(e) for f, g in zip(self.lr_lambdas, self.optimizer.param_groups)]"),
+         "never the current one"),
+        ("ignores per-group lambdas", _closed(
+            "LambdaLR", "lr_lambda",
+            "        n = len(optimizer.param_groups)\n"
+            "        first = lr_lambda[0] if isinstance(lr_lambda, (list, tuple)) else lr_lambda\n"
+            "        self.lr_lambdas = [first] * n",
+            "        return [b * f(e) for f, b in zip(self.lr_lambdas, self.base_lrs)]"),
+         "own lambda"),
+        ("only accepts a list", _closed("LambdaLR", "lr_lambda", "        self.lr_lambdas = list(lr_lambda)",
+            "        return [b * f(e) for f, b in zip(self.lr_lambdas, self.base_lrs)]"),
+         "raised typeerror"),
+        ("lambda of the next epoch", _closed("LambdaLR", "lr_lambda", _LAMBDA_STORE,
+            "        return [b * f(e + 1) for f, b in zip(self.lr_lambdas, self.base_lrs)]"),
+         "off by one"),
+        ("only group 0", _closed("LambdaLR", "lr_lambda", _LAMBDA_STORE,
+            "        return [self.base_lrs[0] * self.lr_lambdas[0](e)] + [g['lr'] for g in self.optimizer.param_groups[1:]]"),
+         "every param group"),
+        ("subclasses torch's LambdaLR", """
+            class LambdaLR(torch.optim.lr_scheduler.LambdaLR):
+                pass
+        """, "delegates"),
+    ],
+    "CosineAnnealingLR": [
+        ("eta_min ignored", _closed("CosineAnnealingLR", "T_max, eta_min=0.0", _COS_STORE,
+            "        return [b * (1 + math.cos(math.pi * e / self.T_max)) / 2 for b in self.base_lrs]"),
+         "eta_min is the floor"),
+        ("period 4*T_max", _closed("CosineAnnealingLR", "T_max, eta_min=0.0", _COS_STORE,
+            "        lo = self.eta_min\n"
+            "        return [lo + (b - lo) * (1 + math.cos(math.pi * e / (2 * self.T_max))) / 2 for b in self.base_lrs]"),
+         "half a cosine period"),
+        ("clamped after T_max", _closed("CosineAnnealingLR", "T_max, eta_min=0.0", _COS_STORE,
+            "        lo, e = self.eta_min, min(e, self.T_max)\n"
+            "        return [lo + (b - lo) * (1 + math.cos(math.pi * e / self.T_max)) / 2 for b in self.base_lrs]"),
+         "after t_max epochs the cosine goes on"),
+        ("closed form (differs from torch on resume)", _closed(
+            "CosineAnnealingLR", "T_max, eta_min=0.0", _COS_STORE,
+            "        lo = self.eta_min\n"
+            "        return [lo + (b - lo) * (1 + math.cos(math.pi * e / self.T_max)) / 2 for b in self.base_lrs]"),
+         "recursive formula"),
+        ("only group 0", _closed("CosineAnnealingLR", "T_max, eta_min=0.0", _COS_STORE,
+            "        lo = self.eta_min\n"
+            "        first = lo + (self.base_lrs[0] - lo) * (1 + math.cos(math.pi * e / self.T_max)) / 2\n"
+            "        return [first] + [g['lr'] for g in self.optimizer.param_groups[1:]]"),
+         "every param group"),
+        ("subclasses torch's CosineAnnealingLR", """
+            class CosineAnnealingLR(torch.optim.lr_scheduler.CosineAnnealingLR):
+                pass
+        """, "delegates"),
+    ],
+}
+
+test_solution_passes, test_mutant_loses_points, test_every_exercise_has_mutants = make_tests(
+    "09_schedulers", MUTANTS)
