@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "checks", "data", "device", "doctor", "get_device", "grading", "paths", "plots"]
+__all__ = ["__version__", "checks", "data", "device", "doctor", "get_device", "grading", "paths",
+           "plots", "self_check"]
 
 _SUBMODULES = {"checks", "data", "device", "grading", "paths", "plots"}
 
@@ -28,6 +29,10 @@ def __getattr__(name: str) -> Any:
         from .device import get_device
 
         return get_device
+    if name == "self_check":
+        from .selfcheck import self_check
+
+        return self_check
     raise AttributeError(f"module 'course' has no attribute {name!r}")
 
 

@@ -78,9 +78,9 @@ def release(assignments: list[str] | None = None, out_dir: Path | None = None,
             print(f"released {name}")
     from .releasing import postprocess_release
 
-    postprocess_release(Path(cfg.CourseDirectory.release_directory)
-                        if Path(cfg.CourseDirectory.release_directory).is_absolute()
-                        else root / cfg.CourseDirectory.release_directory, names)
+    release_dir = Path(cfg.CourseDirectory.release_directory)
+    postprocess_release(release_dir if release_dir.is_absolute() else root / release_dir,
+                        names, root)
     return names
 
 

@@ -271,11 +271,15 @@ def execute(nb: Any, workdir: Path, cell_timeout: float, notebook_timeout: float
             extra_arguments=["--HistoryManager.hist_file=:memory:", _memory_limit_line()],
         )
         crashed = None
+        import os
         import subprocess
+
+        from .selfcheck import GRADING_ENV
 
         # The kernel's own stdout/stderr go nowhere: a submission cannot write into the grader's.
         with client.setup_kernel(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL):
+                                 stderr=subprocess.DEVNULL,
+                                 env={**os.environ, GRADING_ENV: "1"}):
             for i, cell in enumerate(nb.cells):
                 if cell.cell_type != "code" or i in broken:
                     continue
