@@ -250,6 +250,19 @@ def _capped_client_class() -> type:
     return CappedClient
 
 
+GUARD_TIMEOUT = 30  # seconds an integrity guard may take before the kernel counts as hung
+
+
+def _last_answer_before(nb: Any, index: int) -> int | None:
+    """When a guard or test hangs or dies, the answer cell that ran last is the likely cause."""
+    if _is_answer(nb.cells[index]):
+        return None
+    for j in range(index - 1, -1, -1):
+        if nb.cells[j].cell_type == "code" and _is_answer(nb.cells[j]):
+            return j
+    return None
+
+
 def execute(nb: Any, workdir: Path, cell_timeout: float, notebook_timeout: float,
             log: Callable[[str], None] = lambda s: None) -> list[str]:
     """Run every code cell in a fresh kernel, surviving hangs and crashes.
@@ -290,7 +303,8 @@ def execute(nb: Any, workdir: Path, cell_timeout: float, notebook_timeout: float
                         "NotebookTimeout", f"not run: the notebook used up its "
                         f"{int(notebook_timeout)} s grading budget")]
                     continue
-                client.timeout = int(min(cell_timeout, remaining))
+                limit = GUARD_TIMEOUT if GUARD_KEY in cell.get("metadata", {}) else cell_timeout
+                client.timeout = int(min(limit, remaining))
                 try:
                     client.execute_cell(cell, i)
                 except CellTimeoutError:
@@ -303,6 +317,9 @@ def execute(nb: Any, workdir: Path, cell_timeout: float, notebook_timeout: float
                     problems.append(f"cell {i} {why}; the kernel was restarted and grading went on")
                     log(problems[-1])
                     broken.add(i)
+                    culprit = _last_answer_before(nb, i)
+                    if culprit is not None:  # it left the kernel unusable: do not run it again
+                        broken.add(culprit)
                     break
         if crashed is None:
             return problems

@@ -376,6 +376,9 @@ class _ListDataset(Dataset):
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
+    def __repr__(self) -> str:
+        return f"<a map-style dataset of {len(self)} (image, label) items>"
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         if not 0 <= i < len(self):
             raise IndexError(i)
