@@ -251,6 +251,7 @@ def _capped_client_class() -> type:
 
 
 GUARD_TIMEOUT = 30  # seconds an integrity guard may take before the kernel counts as hung
+ANSWER_TIMEOUT = 120  # seconds an answer cell may take (it should only define things)
 
 
 def _last_answer_before(nb: Any, index: int) -> int | None:
@@ -303,7 +304,12 @@ def execute(nb: Any, workdir: Path, cell_timeout: float, notebook_timeout: float
                         "NotebookTimeout", f"not run: the notebook used up its "
                         f"{int(notebook_timeout)} s grading budget")]
                     continue
-                limit = GUARD_TIMEOUT if GUARD_KEY in cell.get("metadata", {}) else cell_timeout
+                if GUARD_KEY in cell.get("metadata", {}):
+                    limit = GUARD_TIMEOUT
+                elif _is_answer(cell):  # answers define things; the tests do the heavy work
+                    limit = min(ANSWER_TIMEOUT, cell_timeout)
+                else:
+                    limit = cell_timeout
                 client.timeout = int(min(limit, remaining))
                 try:
                     client.execute_cell(cell, i)

@@ -30,6 +30,7 @@ def configure(c: Any, root: Path) -> None:
     c.CourseDirectory.autograded_directory = "autograder/autograded"
     c.CourseDirectory.feedback_directory = "autograder/feedback"
     c.CourseDirectory.db_url = f"sqlite:///{root / 'autograder' / 'gradebook.db'}"
+    c.Exchange.root = str(root / "autograder" / "exchange")  # nbgrader release/collect, local
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
     c.ClearSolutions.code_stub = {"python": CODE_STUB}
     c.ClearSolutions.text_stub = "YOUR ANSWER HERE"

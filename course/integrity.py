@@ -16,12 +16,15 @@ The grader cannot trust the student's kernel, so it never relies on the in-kerne
 from __future__ import annotations
 
 import ast
+import builtins as _builtins
 import sys
 import types
+from typing import Any
 
 # Bound at import, before student code runs: rebinding builtins later does not reach this module.
-from builtins import dict, getattr, id, isinstance, len, list, sorted, tuple, type, vars  # noqa: A004
-from typing import Any
+dict, getattr, id, isinstance, list, sorted, tuple, type, vars = (
+    _builtins.dict, _builtins.getattr, _builtins.id, _builtins.isinstance, _builtins.list,
+    _builtins.sorted, _builtins.tuple, _builtins.type, _builtins.vars)
 
 __all__ = ["MIME", "PROTECTED_MODULES", "emit", "fingerprint", "scan_source"]
 

@@ -57,7 +57,7 @@ def _cells(root: Path, relpath: str) -> tuple:
         "# Self-check: save the notebook first (Ctrl-S), then run this cell. It grades the saved\n"
         "# notebook in a fresh kernel, as the grader will (without the hidden tests).\n"
         "import course\n"
-        "course.self_check()")
+        "course.self_check();")
     selfcheck.id = SELFCHECK_ID
     return badges, bootstrap, selfcheck
 

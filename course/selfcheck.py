@@ -37,6 +37,8 @@ def self_check(path: str | None = None, hidden: bool = False) -> dict | None:
         print("(self-check skipped: this notebook is being graded)")
         return None
     path = path or _current_notebook()
+    if path and not Path(path).is_file() and (Path.cwd() / Path(path).name).is_file():
+        path = str(Path.cwd() / Path(path).name)  # the server gave a path relative to its root
     if not path or not Path(path).is_file():
         raise FileNotFoundError(
             "could not tell which notebook to check; pass its path, for example "

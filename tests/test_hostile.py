@@ -14,10 +14,10 @@ import uuid
 
 import nbformat
 import pytest
+from nbharness import ROOT, SOLUTIONS
 
 from course import autograde as ag
 from course.grading import GradingInputError, grade_notebook
-from nbharness import ROOT, SOLUTIONS
 
 pytestmark = pytest.mark.notebook
 

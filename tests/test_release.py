@@ -8,9 +8,9 @@ from urllib.parse import unquote
 import nbformat
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
+from nbharness import ROOT
 
 from course.releasing import BADGES_ID, BOOTSTRAP_ID, SELFCHECK_ID, repository
-from nbharness import ROOT
 
 STUDENT = sorted((ROOT / "notebooks").glob("*/*.ipynb"))
 

@@ -18,6 +18,25 @@ from ._core import CheckFailure
 __all__ = ["CheckFailure"]
 
 
+def _short_failures_in_ipython() -> None:
+    """In a notebook, show a failed check as one red message, not a traceback into the checks."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def show(shell, etype, value, tb, tb_offset=None):
+        shell.showtraceback((etype, value, tb), exception_only=True)
+
+    shell.set_custom_exc((CheckFailure,), show)
+
+
+_short_failures_in_ipython()
+
+
 def __getattr__(name: str) -> Any:
     """Topic modules (``course.checks.tensors`` ...) load on first use."""
     if not name.startswith("_") and (Path(__file__).parent / f"{name}.py").is_file():
