@@ -19,7 +19,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from nbharness import ROOT, SOLUTIONS
 
 pytestmark = pytest.mark.notebook
