@@ -11,6 +11,9 @@ Sections:
   data   samples/second of torchvision's per-sample pipeline (ToTensor + Normalize, DataLoader,
          batch 64, num_workers=0) vs course.loaders.InMemoryImageLoader (batch 64 and 256),
          measured in the same run; target: in-memory >= 100x faster.
+  grading  seconds per notebook and per student to grade a whole-course submission with
+         `course autograde`, against the floor of starting a kernel and importing torch
+         (benchmarks/grading.py).
   train  training seconds (evaluation excluded) to reach 99.0% test accuracy: the course recipe
          (small Conv-BN-ReLU CNN, in-memory loader, AdamW + OneCycleLR, batch 128, evaluated
          every half epoch) vs the classic PyTorch MNIST example (its Net, Adadelta lr 1.0,
@@ -217,7 +220,8 @@ def bench_train(quick: bool, limit: int | None, device: torch.device) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer batches; classic 1 epoch")
-    parser.add_argument("--section", choices=("data", "train", "all"), default="all")
+    parser.add_argument("--section", choices=("data", "train", "grading", "all"), default="all")
+    parser.add_argument("--jobs", type=int, default=2, help="notebooks graded at once (grading)")
     parser.add_argument("--max-samples", type=int, default=None,
                         help="cap samples per epoch and per test pass (smoke tests only)")
     parser.add_argument("--device", default="cpu", help="device for training (default cpu)")
@@ -232,6 +236,10 @@ def main(argv: list[str] | None = None) -> None:
         bench_data(args.quick, args.max_samples)
     if args.section in ("train", "all"):
         bench_train(args.quick, args.max_samples, torch.device(args.device))
+    if args.section in ("grading", "all"):
+        from grading import bench_grading
+
+        bench_grading(args.jobs)
 
 
 if __name__ == "__main__":
