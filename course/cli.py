@@ -51,7 +51,14 @@ def _bin_on_path() -> None:
 
 def release(assignments: list[str] | None = None, out_dir: Path | None = None,
             db_url: str | None = None, quiet: bool = False) -> list[str]:
-    """Regenerate student notebooks from ``solutions/`` with nbgrader; return the assignments."""
+    """Regenerate student notebooks from ``solutions/`` with nbgrader; return the assignments.
+
+    Everything is generated in a scratch folder first: a failed release leaves the previous
+    student notebooks in place.
+    """
+    import shutil
+    import tempfile
+
     from . import grading_config
     from .paths import repo_root
 
@@ -59,28 +66,32 @@ def release(assignments: list[str] | None = None, out_dir: Path | None = None,
     if root is None:
         raise SystemExit("error: `course release` needs a clone of the course repository")
     cfg = grading_config.load_config(root)
-    if out_dir is not None:
-        cfg.CourseDirectory.release_directory = str(Path(out_dir).resolve())
+    target = Path(out_dir).resolve() if out_dir is not None else (
+        root / cfg.CourseDirectory.release_directory)
     if db_url is not None:
         cfg.CourseDirectory.db_url = db_url
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
+    from .releasing import postprocess_release
+
     _bin_on_path()
     names = assignments or sorted(p.name for p in (root / "solutions").iterdir()
                                   if p.is_dir() and any(p.glob("*.ipynb")))
-    api = NbGraderAPI(CourseDirectory(config=cfg), config=cfg)
-    for name in names:
-        result = api.generate_assignment(name, force=True, create=True)
-        if not result["success"]:
-            raise SystemExit(f"error: releasing {name} failed:\n{result.get('log', '')[-4000:]}")
-        if not quiet:
-            print(f"released {name}")
-    from .releasing import postprocess_release
-
-    release_dir = Path(cfg.CourseDirectory.release_directory)
-    postprocess_release(release_dir if release_dir.is_absolute() else root / release_dir,
-                        names, root)
+    with tempfile.TemporaryDirectory(prefix="course-release-") as scratch:
+        cfg.CourseDirectory.release_directory = scratch
+        api = NbGraderAPI(CourseDirectory(config=cfg), config=cfg)
+        for name in names:
+            result = api.generate_assignment(name, force=True, create=True)
+            if not result["success"]:
+                raise SystemExit(f"error: releasing {name} failed (notebooks/ left as it was):\n"
+                                 f"{result.get('log', '')[-4000:]}")
+        postprocess_release(Path(scratch), names, root)
+        for name in names:
+            shutil.rmtree(target / name, ignore_errors=True)
+            shutil.copytree(Path(scratch) / name, target / name)
+            if not quiet:
+                print(f"released {name}")
     return names
 
 
