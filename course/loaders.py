@@ -45,6 +45,9 @@ class InMemoryImageLoader:
         self.labels = labels.to(device=device, dtype=torch.long)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.device, self.mean, self.std, self.generator = device, mean, std, generator
+        std_ = 1.0 if std is None or mean is None else std
+        self._scale = 1.0 / (255.0 * std_)
+        self._shift = 0.0 if mean is None else -mean / std_
 
     def __len__(self) -> int:
         n = self.labels.shape[0]
@@ -55,10 +58,12 @@ class InMemoryImageLoader:
         return int(self.labels.shape[0])
 
     def _batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.images[idx].float().div_(255.0)
-        if self.mean is not None:
-            x = x.sub_(self.mean).div_(self.std if self.std is not None else 1.0)
-        return x, self.labels[idx]
+        # index_select is several times faster than fancy indexing (images[idx]) for a gather
+        # along dim 0, and one multiply-add does scaling and normalisation together:
+        # (x / 255 - mean) / std == x * scale + shift.
+        x = torch.index_select(self.images, 0, idx).to(torch.float32)
+        x.mul_(self._scale).add_(self._shift)
+        return x, torch.index_select(self.labels, 0, idx)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = self.num_samples
