@@ -8,6 +8,7 @@ kernel only pays for what its notebook touches.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -15,7 +16,7 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "checks", "data", "device", "doctor", "get_device", "grading", "paths",
            "plots", "self_check"]
 
-_SUBMODULES = {"checks", "data", "device", "grading", "paths", "plots"}
+_HERE = Path(__file__).parent
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import checks, data, device, grading, paths, plots  # noqa: F401
@@ -23,8 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
+    if not name.startswith("_") and ((_HERE / f"{name}.py").is_file() or (_HERE / name).is_dir()):
+        return importlib.import_module(f"{__name__}.{name}")  # any topic module, on first use
     if name == "get_device":
         from .device import get_device
 
