@@ -35,9 +35,11 @@ def _cmd_data(args: argparse.Namespace) -> int:
     except (data.DataMissingError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:
-        print(f"error: could not download ({exc}). Offline? Copy the files from a folder that "
-              "holds them: `course data --from DIR`", file=sys.stderr)
+    except (OSError, RuntimeError) as exc:  # torchvision reports failed downloads as RuntimeError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"error: could not download the data sets ({first}). Offline? Copy them from a "
+              "folder that holds the original files: `course data --from DIR` (or set "
+              "COURSE_DATA_SOURCE=DIR)", file=sys.stderr)
         return 1
     return 0
 
