@@ -44,6 +44,10 @@ MUTANTS = {
         ("no Dropout", _cnn(
             "nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2)",
             "nn.Flatten(), nn.Linear(16 * 196, 10)"), "dropout"),
+        ("too much computation", _cnn(
+            "nn.Conv2d(1, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), "
+            "nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2)",
+            "nn.Dropout(0.25), nn.Flatten(), nn.Linear(64 * 196, 10)"), "multiply-adds"),
         ("wrong output shape", _cnn(
             "nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2)",
             "nn.Dropout(0.25), nn.Flatten(), nn.Linear(16 * 196, 1)"), "(n, 10) logits"),
