@@ -98,12 +98,13 @@ def _write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
-def _run_worker(job: Job, source: Path, feedback: Path, limit: float) -> dict[str, Any]:
+def _run_worker(job: Job, source: Path, feedback: Path, limit: float,
+                env: dict[str, str] | None = None) -> dict[str, Any]:
     """Grade one notebook in a separate process group; kill the whole group on overrun."""
     cmd = [sys.executable, "-m", "course.cli", "grade", str(job.notebook), "--json",
            "--source", str(source), "--feedback", str(feedback)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+                            stdin=subprocess.DEVNULL, start_new_session=True, env=env)
     try:
         out, err = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
@@ -163,6 +164,9 @@ def autograde(submitted: Path, out: Path, *, assignments: list[str] | None = Non
     todo, warnings = find_jobs(submitted, sources, assignments, students)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
+    # Share the cores among the kernels that run at once instead of oversubscribing them.
+    worker_env = {**os.environ}
+    worker_env.setdefault("COURSE_KERNEL_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, jobs))))
     lock = threading.Lock()
     max_points = {a: _max_points(p) for a, p in sources.items()}
     # The authoritative copy of every result lives in this process while kernels run: a
@@ -202,7 +206,8 @@ def autograde(submitted: Path, out: Path, *, assignments: list[str] | None = Non
                       "max_score": max_points[job.assignment], "tests": [], "problems": []}
         else:
             feedback = out / "feedback" / job.student / job.assignment / f"{job.assignment}.html"
-            result = {**base, **_run_worker(job, sources[job.assignment], feedback, limit)}
+            result = {**base, **_run_worker(job, sources[job.assignment], feedback, limit,
+                                            worker_env)}
             result.update({k: base[k] for k in ("student", "assignment", "note", "notebook")})
             if result.get("max_score") is None:
                 result["max_score"] = max_points[job.assignment]

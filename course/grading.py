@@ -250,6 +250,23 @@ def _capped_client_class() -> type:
     return CappedClient
 
 
+def _kernel_env() -> dict[str, str]:
+    """The grading kernel's environment: marked as grading, and with a thread budget.
+
+    Several kernels at once (``course autograde --jobs``, ``pytest -n``) each running as many
+    threads as there are cores oversubscribe the CPU and slow training checks several-fold.
+    """
+    import os
+
+    from .selfcheck import GRADING_ENV
+
+    env = {**os.environ, GRADING_ENV: "1"}
+    threads = os.environ.get("COURSE_KERNEL_THREADS")
+    if threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = threads
+    return env
+
+
 GUARD_TIMEOUT = 30  # seconds an integrity guard may take before the kernel counts as hung
 ANSWER_TIMEOUT = 120  # seconds an answer cell may take (it should only define things)
 
@@ -285,15 +302,13 @@ def execute(nb: Any, workdir: Path, cell_timeout: float, notebook_timeout: float
             extra_arguments=["--HistoryManager.hist_file=:memory:", _memory_limit_line()],
         )
         crashed = None
-        import os
         import subprocess
 
-        from .selfcheck import GRADING_ENV
 
         # The kernel's own stdout/stderr go nowhere: a submission cannot write into the grader's.
         with client.setup_kernel(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL,
-                                 env={**os.environ, GRADING_ENV: "1"}):
+                                 env=_kernel_env()):
             for i, cell in enumerate(nb.cells):
                 if cell.cell_type != "code" or i in broken:
                     continue
