@@ -17,13 +17,17 @@ from nbharness import parts, run_exercise
 MIN_MUTANTS = 3
 
 
-def make_tests(assignment: str, mutants: dict[str, list[tuple[str, str, str]]]):
+def make_tests(assignment: str, mutants: dict[str, list[tuple[str, str, str]]],
+               correct: dict[str, list[tuple[str, str]]] | None = None):
+    """Tests for one notebook. ``correct`` lists other right answers per exercise (written the way
+    torch or a textbook writes them): each must keep every point, with no delegation finding."""
     exercises = sorted(parts(assignment).answers)
 
     @pytest.mark.parametrize("exercise", exercises)
     def test_solution_passes(exercise: str) -> None:
-        outcome = run_exercise(assignment, exercise)
-        assert outcome.points == outcome.max_points > 0, outcome.messages
+        for mode in ("split", "inline"):
+            outcome = run_exercise(assignment, exercise, mode=mode)
+            assert outcome.points == outcome.max_points > 0, f"{mode}: {outcome.messages}"
 
     cases = [pytest.param(ex, src, phrase, id=f"{ex}-{name}")
              for ex, items in mutants.items() for name, src, phrase in items]
@@ -40,4 +44,14 @@ def make_tests(assignment: str, mutants: dict[str, list[tuple[str, str, str]]]):
         assert len(mutants.get(exercise, [])) >= MIN_MUTANTS, (
             f"{exercise} needs at least {MIN_MUTANTS} known-wrong implementations in MUTANTS")
 
-    return test_solution_passes, test_mutant_loses_points, test_every_exercise_has_mutants
+    variants = [pytest.param(ex, src, id=f"{ex}-{name}")
+                for ex, items in (correct or {}).items() for name, src in items]
+
+    @pytest.mark.parametrize(("exercise", "source"), variants or [pytest.param(None, None, marks=pytest.mark.skip(reason="no variants listed"))])
+    def test_correct_variant_passes(exercise: str, source: str) -> None:
+        outcome = run_exercise(assignment, exercise, textwrap.dedent(source))
+        assert outcome.points == outcome.max_points > 0, (
+            f"a correct answer written another way lost points:\n{outcome.messages}")
+
+    return (test_solution_passes, test_mutant_loses_points, test_every_exercise_has_mutants,
+            test_correct_variant_passes)

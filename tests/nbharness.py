@@ -80,16 +80,71 @@ def tests_for(assignment: str, exercise: str) -> dict[str, tuple[str, float]]:
     return found
 
 
-def run_exercise(assignment: str, exercise: str, mutant: str | None = None) -> Outcome:
-    """Execute setup and answer cells, optionally a mutant's source, then the exercise's tests."""
+@cache
+def _invocations(assignment: str):
+    from course.grader.cells import invocations
+
+    return invocations(nbformat.read(str(notebook_path(assignment)), as_version=4))
+
+
+def _split(assignment: str, exercise: str, ns: dict, answers: dict[str, str]) -> Outcome:
+    """The grader's path: scenarios here, their records through JSON and bytes, then the judge
+    (which sees only the records and the answers' source text, never the objects)."""
+    from course.checks import _transcript as tr
+    from course.grader.judge import Entry, judge_tests, resolve_check
+
+    tests = tests_for(assignment, exercise)
+    invs = [inv for inv in _invocations(assignment) if inv.test in tests]
+    entries = {}
+    for inv in invs:
+        if any(name not in ns for name in inv.answers):
+            entries[inv.key()] = Entry(inv.key(), inv.check, "missing")
+            continue
+        record = resolve_check(inv).record([ns[n] for n in inv.answers],
+                                           resolve_check(inv).scenario_options(inv.options))
+        doc, blob = tr.encode(record)
+        decoded = tr.decode(tr.loads(tr.dumps(doc)), blob)
+        entries[inv.key()] = Entry(inv.key(), inv.check, "ok", decoded)
+    verdicts = judge_tests(invs, entries, answers, {gid: pts for gid, (_, pts) in tests.items()})
+    return Outcome(sum(v.points for v in verdicts), sum(v.max_points for v in verdicts),
+                   {v.grade_id: v.message for v in verdicts if not v.passed})
+
+
+def _all_split(assignment: str, exercise: str) -> bool:
+    from course.grader.judge import resolve_check
+
+    tests = tests_for(assignment, exercise)
+    try:
+        for inv in _invocations(assignment):
+            if inv.test in tests:
+                resolve_check(inv)
+    except LookupError:
+        return False
+    return True
+
+
+def run_exercise(assignment: str, exercise: str, mutant: str | None = None,
+                 mode: str = "split") -> Outcome:
+    """Execute setup and answer cells, optionally a mutant's source, then the exercise's tests.
+
+    ``mode="split"`` judges the way the grader does (scenario records → judge); ``"inline"`` runs
+    the test cells themselves, as a student's notebook does.
+    """
     p = parts(assignment)
     ns: dict = {"__name__": "__main__"}
     for gid, src in p.setup:
         _exec(src, f"{assignment}:{gid}", ns)
     for gid, src in p.answers.items():
         _exec(src, f"{assignment}:{gid}", ns)
+    answers = dict(p.answers)
     if mutant is not None:
         _exec(mutant, f"{assignment}:mutant:{exercise}", ns)
+        answers[exercise] = mutant
+    if mode == "split" and not _all_split(assignment, exercise):
+        mode = "inline"  # transitional: this notebook's checks are not yet scenario + verdict
+    if mode == "split":
+        with contextlib.redirect_stdout(io.StringIO()):
+            return _split(assignment, exercise, ns, answers)
     points, max_points, failures = 0.0, 0.0, {}
     for gid, (src, pts) in tests_for(assignment, exercise).items():
         max_points += pts

@@ -107,7 +107,7 @@ MUTANTS = {
         ("delegates at run time", """
             def transpose_view(t, dim0, dim1):
                 return getattr(t, "trans" + "pose")(dim0, dim1)
-        """, "calls the pytorch reference"),
+        """, "delegates to the pytorch reference"),
         ("shape only", """
             def transpose_view(t, dim0, dim1):
                 size = list(t.shape)
@@ -145,5 +145,6 @@ MUTANTS = {
     ],
 }
 
-test_solution_passes, test_mutant_loses_points, test_every_exercise_has_mutants = make_tests(
+(test_solution_passes, test_mutant_loses_points, test_every_exercise_has_mutants,
+ test_correct_variant_passes) = make_tests(
     "02_tensors", MUTANTS)

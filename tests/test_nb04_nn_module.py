@@ -286,5 +286,6 @@ COUNT = [
 
 MUTANTS = {"Linear": LINEAR, "RunningMean": RUNNING_MEAN, "count_parameters": COUNT}
 
-test_solution_passes, test_mutant_loses_points, test_every_exercise_has_mutants = make_tests(
+(test_solution_passes, test_mutant_loses_points, test_every_exercise_has_mutants,
+ test_correct_variant_passes) = make_tests(
     "04_nn_module", MUTANTS)

@@ -139,5 +139,6 @@ MUTANTS = {
     ],
 }
 
-test_solution_passes, test_mutant_loses_points, test_every_exercise_has_mutants = make_tests(
+(test_solution_passes, test_mutant_loses_points, test_every_exercise_has_mutants,
+ test_correct_variant_passes) = make_tests(
     "09_schedulers", MUTANTS)

@@ -146,5 +146,6 @@ def load_checkpoint(path, model, optimizer, scheduler):
     ],
 }
 
-test_solution_passes, test_mutant_loses_points, test_every_exercise_has_mutants = make_tests(
+(test_solution_passes, test_mutant_loses_points, test_every_exercise_has_mutants,
+ test_correct_variant_passes) = make_tests(
     "12_fashion_mnist", MUTANTS)

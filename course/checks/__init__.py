@@ -39,6 +39,7 @@ _short_failures_in_ipython()
 
 def __getattr__(name: str) -> Any:
     """Topic modules (``course.checks.tensors`` ...) load on first use."""
-    if not name.startswith("_") and (Path(__file__).parent / f"{name}.py").is_file():
+    here = Path(__file__).parent
+    if not name.startswith("_") and ((here / f"{name}.py").is_file() or (here / name / "__init__.py").is_file()):
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'course.checks' has no attribute {name!r}")

@@ -1,28 +1,35 @@
-"""Shared machinery of the checks: failures with actionable messages, safe calls, comparisons,
-and the guards that refuse answers delegating to the reference they are checked against."""
+"""The checks' shared core: a check is a scenario (what is run) and a verdict (how it is judged).
+
+* A **scenario** runs in the student's interpreter (in grading, inside the sandboxed runner). It
+  builds inputs from a seed, calls the student's code through :func:`attempt`, and returns what
+  came back as plain data: tensors, numbers, strings, lists, dicts, :class:`Raised` records. It
+  never decides anything.
+* A **verdict** runs wherever the verdict is made (in grading, the judge, a process where no
+  student code ever ran). It receives the scenario's record after a trip through
+  ``_transcript`` (no pickle: nothing it reads can run code), computes PyTorch's reference on
+  inputs it builds itself from the same seed, compares, and raises :class:`CheckFailure` naming
+  the concept the student missed.
+* :class:`Check` joins the two. Calling it (``check.relu(relu)`` in a test cell) runs both in
+  process, so a student's self-check gives the same messages as the instructor's grader.
+"""
 
 from __future__ import annotations
 
-import ast
-import contextlib
-import inspect
+import contextvars
 import textwrap
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-__all__ = [
-    "CheckFailure",
-    "call",
-    "forbid_delegation",
-    "require",
-    "same_tensor",
-    "tripwire",
-]
+from ._transcript import Opaque, Raised, roundtrip
 
-# References captured when the checks are imported, before any student code runs in the kernel:
-# rebinding ``torch.allclose`` or ``torch.equal`` later does not change what the checks use.
+__all__ = ["Check", "CheckFailure", "Opaque", "Raised", "attempt", "check_device", "expect",
+           "note_evidence", "require", "same_tensor", "swapped_globals"]
+
+# Captured at import: the comparisons never look these names up on torch again.
 _allclose = torch.allclose
 _equal = torch.equal
 _isnan = torch.isnan
@@ -57,32 +64,198 @@ def _short(value: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def call(fn: Callable[..., Any], *args: Any, name: str, hidden: bool = False, **kwargs: Any) -> Any:
-    """Call the student's ``fn``; turn a stub or a crash into a failure that says what happened."""
-    __tracebackhide__ = True
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    try:
+        text = _repr(value)
+    except Exception:  # noqa: BLE001 - a student's __repr__ may raise
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_device() -> torch.device:
+    """The device scenarios run on: ``$COURSE_DEVICE``, else cuda, mps, cpu (the course's one rule)."""
+    from ..device import choose_device
+
+    return choose_device().device
+
+
+# --- scenario side -------------------------------------------------------------------------------
+
+_EVIDENCE: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("evidence", default=None)
+
+
+def note_evidence(text: str) -> None:
+    """Record, during a scenario, that the answer did something only a delegating answer does."""
+    found = _EVIDENCE.get()
+    if found is not None and text not in found:
+        found.append(text)
+
+
+def _call_text(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+    shown = [_short(a, 60) for a in args] + [f"{k}={_short(v, 60)}" for k, v in kwargs.items()]
+    return f"{name}({', '.join(shown)})"
+
+
+def attempt(fn: Any, *args: Any, call: str | None = None, **kwargs: Any) -> Any:
+    """Run the student's ``fn(*args, **kwargs)``; an exception becomes a :class:`Raised` record.
+
+    ``call`` is how the call reads in feedback (default: the function's name and the arguments).
+    """
     try:
         return fn(*args, **kwargs)
-    except NotImplementedError:
-        raise CheckFailure(
-            f"{name} is not implemented yet: replace `raise NotImplementedError()` in its answer "
-            "cell with your code, run that cell, then run this test again"
-        ) from None
-    except CheckFailure:
-        raise
-    except Exception as exc:  # the student's code crashed: report it, not our internals
-        shown = ", ".join([_short(a, 60) for a in args] + [f"{k}={_short(v, 60)}" for k, v in kwargs.items()])
-        raise CheckFailure(
-            f"{name} raised {type(exc).__name__}: {exc}",
-            f"called as {name}({shown})",
-            hidden,
-        ) from None
+    except Exception as exc:  # noqa: BLE001 - whatever the student's code raises is data here
+        name = getattr(fn, "__name__", None) or type(fn).__name__
+        text = call if call is not None else _call_text(str(name), args, kwargs)
+        try:
+            message = str(exc)
+        except Exception:  # noqa: BLE001
+            message = ""
+        return Raised(text, type(exc).__name__, textwrap.shorten(message, 400) if message else "")
+
+
+def _globals_of(obj: Any) -> list[dict]:
+    found = []
+    for value in [obj, *vars(obj).values()] if isinstance(obj, type) else [obj]:
+        func = getattr(value, "__func__", value)
+        g = getattr(func, "__globals__", None)
+        if isinstance(g, dict) and all(g is not other for other in found):
+            found.append(g)
+    return found
+
+
+@contextmanager
+def swapped_globals(obj: Any, replacements: Mapping[str, Any]) -> Iterator[None]:
+    """While active, names the student's ``obj`` looks up globally resolve to ``replacements``.
+
+    A scenario uses this to run one exercise with a correct version of another (``Conv2d`` with the
+    reference ``conv2d_output_shape``), so a mistake is charged once, to the exercise that made it.
+    """
+    saved = []
+    for g in _globals_of(obj):
+        for name, value in replacements.items():
+            if name in g:
+                saved.append((g, name, g[name]))
+                g[name] = value
+    try:
+        yield
+    finally:
+        for g, name, value in reversed(saved):
+            g[name] = value
+
+
+# --- verdict side ---------------------------------------------------------------------------------
+
+def expect(value: Any, exercise: str, concept: str = "", *, hidden: bool = False) -> Any:
+    """``value`` unless the student's code raised; then a failure that says where and why.
+
+    ``concept`` names what the call probed (``"bias=False: a layer without a bias"``), so the
+    student learns which idea the crash is about, not only the exception.
+    """
+    if not isinstance(value, Raised):
+        return value
+    if value.type == "NotImplementedError":
+        raise CheckFailure(f"{exercise} is not implemented yet: replace `raise NotImplementedError()` "
+                           "in its answer cell with your code, run that cell, then run this test again")
+    head = f"{exercise} raised an exception"
+    if concept:
+        head += f" on a case that checks {concept}"
+    raise CheckFailure(head, value.describe(), hidden)
+
+
+@dataclass(frozen=True)
+class Delegation:
+    """What an answer may not use: the reference it is checked against, by name.
+
+    ``names`` may not appear anywhere (as attributes, imported names or strings); ``attrs`` may not
+    appear as attributes (``F.relu``) or strings. The judge applies these to the answer's source
+    text (see ``_guards``); nothing here needs the student's objects.
+    """
+
+    hint: str
+    names: frozenset[str] = frozenset()
+    attrs: frozenset[str] = frozenset()
+    bases: frozenset[str] = frozenset()  # classes an answer may not subclass (``nn.Linear``)
+
+
+@dataclass
+class Check:
+    """One check: ``scenario`` (runs student code, returns data) + ``verdict`` (judges the data).
+
+    ``name`` is ``"<module>.<function>"`` as test cells call it; ``exercise`` is what feedback
+    calls the student's answer.
+    """
+
+    name: str
+    exercise: str
+    scenario: Callable[..., Any]
+    verdict: Callable[..., None]
+    delegation: Delegation | None = None
+    options: tuple[str, ...] = ("thorough", "seed")
+    __doc__: str | None = field(default=None, repr=False)
+
+    def scenario_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in options.items() if k != "hidden"}
+
+    def record(self, answers: Sequence[Any], options: Mapping[str, Any]) -> dict[str, Any]:
+        """Run the scenario; always return a record, whatever the student's code does."""
+        evidence: list[str] = []
+        token = _EVIDENCE.set(evidence)
+        try:
+            data = self.scenario(*answers, **self.scenario_options(options))
+            return {"data": data, "evidence": evidence}
+        except Exception as exc:  # noqa: BLE001 - a scenario must survive any answer
+            return {"failed": Raised(self.exercise, type(exc).__name__, str(exc)[:400]),
+                    "evidence": evidence}
+        finally:
+            _EVIDENCE.reset(token)
+
+    def judge(self, record: Any, options: Mapping[str, Any], findings: Sequence[str] = ()) -> None:
+        """Decide from a decoded record; raise :class:`CheckFailure` when the answer is wrong."""
+        from ._guards import delegation_failure
+
+        __tracebackhide__ = True
+        hidden = bool(options.get("hidden", False))
+        if findings:
+            raise delegation_failure(self, findings)
+        if not isinstance(record, dict):
+            raise CheckFailure(f"the grader got no usable result for {self.exercise}")
+        evidence = record.get("evidence")
+        if isinstance(evidence, list) and evidence:
+            raise delegation_failure(self, [str(e) for e in evidence])
+        if "failed" in record:
+            failed = record["failed"]
+            why = failed.describe() if isinstance(failed, Raised) else "it stopped"
+            raise CheckFailure(f"{self.exercise} could not be checked to the end: the check's "
+                               "scenario broke on what your code returned or did", why, hidden)
+        try:
+            self.verdict(record.get("data"), **options)
+        except CheckFailure:
+            raise
+        except Exception as exc:  # noqa: BLE001 - malformed data costs this test, never a crash
+            raise CheckFailure(f"{self.exercise} returned something the check cannot read (not the "
+                               "kind of value the exercise asks for)",
+                               f"{type(exc).__name__}: {str(exc)[:200]}", hidden) from None
+
+    def __call__(self, *answers: Any, **options: Any) -> None:
+        """Run scenario and verdict here, in this interpreter (self-checks and the test suite)."""
+        from ._guards import findings_for_objects
+
+        __tracebackhide__ = True
+        if options.pop("device", None) is not None:
+            pass  # test cells once passed the notebook's device; scenarios pick it themselves
+        record = roundtrip(self.record(answers, options))
+        self.judge(record, options, findings_for_objects(self, answers))
+
 
 
 def same_tensor(actual: Any, expected: torch.Tensor, what: str, *, hidden: bool = False,
                 rtol: float = 1e-5, atol: float = 1e-6, concept: str | None = None) -> None:
     """Require a tensor with the expected shape, dtype, device and values (NaNs match NaNs)."""
     __tracebackhide__ = True
-    require(_isinstance(actual, _Tensor), f"{what} must be a torch.Tensor, got {type(actual).__name__}",
+    got_type = actual.type if _isinstance(actual, Opaque) else type(actual).__name__
+    require(_isinstance(actual, _Tensor), f"{what} must be a torch.Tensor, got {got_type}",
             hidden=hidden)
     require(tuple(actual.shape) == tuple(expected.shape),
             concept or f"{what} has the wrong shape",
@@ -106,104 +279,12 @@ def same_tensor(actual: Any, expected: torch.Tensor, what: str, *, hidden: bool 
                            f"{_short(a.flatten()[:4].tolist())})", hidden)
 
 
-# --- delegation guards -------------------------------------------------------------------------
-
-def _source_of(obj: Any) -> str | None:
-    """Source of a function or class; for a class defined in a notebook (where inspect cannot
-    find a file) the sources of its own methods."""
-    try:
-        return textwrap.dedent(inspect.getsource(obj))
-    except (OSError, TypeError):
-        pass
-    if inspect.isclass(obj):
-        parts = []
-        for value in vars(obj).values():
-            func = getattr(value, "__func__", value)
-            if inspect.isfunction(func):
-                try:
-                    parts.append(textwrap.dedent(inspect.getsource(func)))
-                except (OSError, TypeError):
-                    continue
-        return "\n".join(parts) if parts else None
-    return None
 
 
-def _names_used(tree: ast.AST) -> set[str]:
-    """Attribute names, strings, and names imported from torch (``from torch import relu``).
+def __getattr__(name: str) -> Any:
+    # Transitional: modules not yet split into scenario + verdict still import these from here.
+    if name in ("call", "forbid_delegation", "tripwire"):
+        from . import _legacy
 
-    A bare name is not counted unless it was imported from torch: a student's own helper may
-    share a name with the reference (their ``sigmoid`` used inside their ``tanh``).
-    """
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if _isinstance(node, ast.Attribute):
-            found.add(node.attr)
-        elif _isinstance(node, ast.Constant) and _isinstance(node.value, str):
-            found.add(node.value)  # getattr(torch, "transpose") spells the name in a string
-        elif _isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "torch":
-            found.update(alias.name for alias in node.names)
-    return found
-
-
-def forbid_delegation(obj: Any, forbidden: Sequence[str], exercise: str, allowed_hint: str,
-                      references: Sequence[Any] = ()) -> None:
-    """Refuse an answer that is, subclasses, or calls the reference it is checked against.
-
-    ``forbidden`` are attribute or function names the answer's source may not use;
-    ``references`` are the reference objects themselves (``obj`` may not be or subclass them).
-    """
-    __tracebackhide__ = True
-    msg = (f"{exercise} delegates to the PyTorch reference it is checked against; that earns no "
-           f"credit. {allowed_hint}")
-    for ref in references:
-        require(obj is not ref, msg, f"{exercise} is {getattr(ref, '__qualname__', ref)}")
-        if inspect.isclass(obj) and inspect.isclass(ref):
-            require(not issubclass(obj, ref), msg, f"{exercise} subclasses {ref.__qualname__}")
-    source = _source_of(obj)
-    if source is None:
-        # Built-ins and torch's own functions have no Python source here: not the student's work.
-        own_module = str(getattr(obj, "__module__", None) or "")
-        require(not (inspect.isbuiltin(obj) or own_module.split(".")[0] == "torch"),
-                msg, f"{exercise} is {obj!r}, not your own code")
-        return
-    used = _names_used(ast.parse(source)) & set(forbidden)
-    require(not used, msg, f"its code uses: {', '.join(sorted(used))}")
-
-
-@contextlib.contextmanager
-def tripwire(targets: Sequence[tuple[Any, str]], exercise: str, allowed_hint: str) -> Iterator[None]:
-    """While active, calling any ``getattr(owner, name)`` in ``targets`` fails the check.
-
-    This catches delegation that the source scan cannot see (a helper defined elsewhere, a name
-    assembled at run time).
-    """
-    hits: list[str] = []
-    saved = []
-
-    def wrap(owner: Any, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            hits.append(f"{getattr(owner, '__name__', owner)}.{name}")
-            return original(*args, **kwargs)
-
-        return guarded
-
-    for owner, name in targets:
-        own = name in vars(owner)
-        original = vars(owner)[name] if own else getattr(owner, name)
-        saved.append((owner, name, original, own))
-        if callable(original) and not hasattr(original, "__set__"):
-            setattr(owner, name, wrap(owner, name, original))
-        else:  # a property such as Tensor.T: wrap its getter
-            getter = original.__get__
-            setattr(owner, name, property(wrap(owner, name, lambda obj, g=getter: g(obj))))
-    try:
-        yield
-    finally:
-        for owner, name, original, own in saved:
-            if own:
-                setattr(owner, name, original)
-            else:
-                delattr(owner, name)
-    require(not hits,
-            f"{exercise} calls the PyTorch reference it is checked against; that earns no credit. "
-            f"{allowed_hint}", f"it called {', '.join(sorted(set(hits)))}")
+        return getattr(_legacy, name)
+    raise AttributeError(name)

@@ -1,0 +1,136 @@
+"""Delegation rules: an answer may not *be*, subclass or call the reference it is checked against.
+
+The rules read source text, never run it. The judge applies them to the answer cells as the
+student submitted them; a self-check applies them to the source ``inspect`` finds for the objects
+in the kernel. A scenario may add evidence from a :func:`tripwire` (a reference that was actually
+called), which can only accuse: an attacker who erases it is still judged by the source.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from ._core import CheckFailure, note_evidence
+
+if TYPE_CHECKING:
+    from ._core import Check, Delegation
+
+__all__ = ["delegation_failure", "findings_for_objects", "findings_for_source", "tripwire"]
+
+
+def _names_in(tree: ast.AST) -> tuple[set[str], set[str], set[str], set[str]]:
+    """(attribute names, strings, names imported from torch, base-class names) in ``tree``."""
+    attrs, strings, imported, bases = set(), set(), set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            attrs.add(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 60:
+            strings.add(node.value)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "torch":
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ClassDef):
+            for base in node.bases:
+                if isinstance(base, ast.Attribute):
+                    bases.add(base.attr)
+                elif isinstance(base, ast.Name):
+                    bases.add(base.id)
+    return attrs, strings, imported, bases
+
+
+def findings_for_source(rules: Delegation, sources: Iterable[str]) -> list[str]:
+    """Why the answer's source delegates to the reference (empty: it does not)."""
+    used: set[str] = set()
+    subclassed: set[str] = set()
+    for source in sources:
+        try:
+            tree = ast.parse(textwrap.dedent(source))
+        except SyntaxError:
+            continue  # a syntax error fails on its own when the cell runs
+        attrs, strings, imported, bases = _names_in(tree)
+        used |= (attrs | strings | imported) & rules.names
+        used |= (attrs | strings) & rules.attrs
+        subclassed |= bases & rules.bases
+    found = [f"it subclasses {name}" for name in sorted(subclassed)]
+    if used:
+        found.append(f"its code uses: {', '.join(sorted(used))}")
+    return found
+
+
+def _source_of(obj: Any) -> str | None:
+    try:
+        return textwrap.dedent(inspect.getsource(obj))
+    except (OSError, TypeError):
+        pass
+    if inspect.isclass(obj):  # a class typed into a notebook: the sources of its own methods
+        parts = []
+        for value in vars(obj).values():
+            func = getattr(value, "__func__", value)
+            func = getattr(func, "fget", func)
+            if inspect.isfunction(func):
+                try:
+                    parts.append(textwrap.dedent(inspect.getsource(func)))
+                except (OSError, TypeError):
+                    continue
+        bases = ", ".join(f"{b.__module__}.{b.__qualname__}" for b in obj.__bases__)
+        return f"class {obj.__name__}({bases}):\n    pass\n" + "\n".join(parts)
+    return None
+
+
+def findings_for_objects(check: Check, answers: Sequence[Any]) -> list[str]:
+    """In-process form of the judge's rule: the answers' sources as ``inspect`` finds them."""
+    rules = check.delegation
+    if rules is None:
+        return []
+    sources, found = [], []
+    for obj in answers:
+        source = _source_of(obj)
+        if source is not None:
+            sources.append(source)
+            continue
+        module = str(getattr(obj, "__module__", None) or type(obj).__module__ or "")
+        if inspect.isbuiltin(obj) or module.split(".")[0] == "torch":
+            found.append(f"{check.exercise} is {getattr(obj, '__qualname__', obj)!s}, not your own code")
+    return found + findings_for_source(rules, sources)
+
+
+def delegation_failure(check: Check, findings: Sequence[str]) -> CheckFailure:
+    hint = check.delegation.hint if check.delegation is not None else ""
+    return CheckFailure(f"{check.exercise} delegates to the PyTorch reference it is checked "
+                        f"against; that earns no credit. {hint}".strip(), "; ".join(findings))
+
+
+@contextmanager
+def tripwire(targets: Sequence[tuple[Any, str]]) -> Iterator[None]:
+    """Scenario side: while active, calling ``getattr(owner, name)`` for a target is noted as
+    evidence of delegation (the verdict then fails the test). It only ever accuses."""
+    saved = []
+
+    def wrap(owner: Any, name: str, original: Any) -> Any:
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            note_evidence(f"it called {getattr(owner, '__name__', owner)}.{name}")
+            return original(*args, **kwargs)
+
+        return guarded
+
+    for owner, name in targets:
+        own = name in vars(owner)
+        original = vars(owner)[name] if own else getattr(owner, name)
+        saved.append((owner, name, original, own))
+        if callable(original) and not hasattr(original, "__set__"):
+            setattr(owner, name, wrap(owner, name, original))
+        else:  # a property such as Tensor.T: wrap its getter
+            getter = original.__get__
+            setattr(owner, name, property(wrap(owner, name, lambda obj, g=getter: g(obj))))
+    try:
+        yield
+    finally:
+        for owner, name, original, own in saved:
+            if own:
+                setattr(owner, name, original)
+            else:
+                delattr(owner, name)
