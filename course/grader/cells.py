@@ -45,6 +45,7 @@ def code_of(cell: Any) -> str | None:
 
 
 def _role(cell: Any, want: str) -> bool:
+    from nbformat import NotebookNode, from_dict
     from nbgrader import utils
 
     meta = _nbgrader_meta(cell)
@@ -53,6 +54,8 @@ def _role(cell: Any, want: str) -> bool:
     for key in ("grade", "solution", "locked"):
         if key in meta and not isinstance(meta[key], bool):
             return False
+    if not isinstance(cell, NotebookNode):
+        cell = from_dict(cell)
     if want == "answer":
         return utils.is_solution(cell) and not utils.is_grade(cell)
     return utils.is_grade(cell) and not utils.is_solution(cell) and cell["cell_type"] == "code"

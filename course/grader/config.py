@@ -1,7 +1,8 @@
-"""The course's nbgrader settings, in one place.
+"""The course's grading settings, in one place: names, limits and the nbgrader pipeline.
 
 ``autograder/nbgrader_config.py`` calls :func:`configure`, so an instructor's ``nbgrader``
-commands (run inside ``autograder/``) and ``course grade`` use the same values.
+commands (run inside ``autograder/``), formgrader and the ``course`` commands run the same stages
+with the same values.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from typing import Any
 __all__ = ["CELL_TIMEOUT", "COURSE_ID", "NOTEBOOK_TIMEOUT", "configure", "load_config"]
 
 COURSE_ID = "pytorch-nn-course"
-CELL_TIMEOUT = 300  # seconds a single cell may run (training cells included)
-NOTEBOOK_TIMEOUT = 1500  # seconds a whole notebook may run when graded
-KERNEL_MEMORY_GB = 6.0  # address-space limit of a grading kernel
-OUTPUT_LIMIT = 2_000_000  # bytes of output kept per cell when grading
+CELL_TIMEOUT = 300  # seconds one check scenario may run (training scenarios included)
+ANSWER_TIMEOUT = 120  # seconds one answer cell may run (answers define things)
+NOTEBOOK_TIMEOUT = 1500  # seconds the runner may spend on a whole notebook
+KERNEL_MEMORY_GB = 6.0  # data-segment limit of a runner (RLIMIT_DATA; CUDA's reservations are not data)
+TRANSCRIPT_LIMIT = 1 << 30  # bytes a runner may write in all (RLIMIT_FSIZE, and what the judge reads)
+RESTARTS = 4  # times a runner is restarted after a crash or hang, skipping the culprit
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 
 
