@@ -3,7 +3,7 @@
 # The values live in course/grading_config.py, shared with `course grade`.
 from pathlib import Path
 
-from course.grading_config import configure
+from course.grader.config import configure
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 configure(c, Path(__file__).resolve().parent.parent)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import grading_config
+from .grader import config as grading_config
 from .paths import repo_root
 
 __all__ = ["Job", "autograde", "find_jobs"]

@@ -44,60 +44,9 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bin_on_path() -> None:
-    """nbgrader runs helper programs (alembic) by name: find them beside this interpreter."""
-    bindir = str(Path(sys.executable).parent)
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-
-
-def release(assignments: list[str] | None = None, out_dir: Path | None = None,
-            db_url: str | None = None, quiet: bool = False) -> list[str]:
-    """Regenerate student notebooks from ``solutions/`` with nbgrader; return the assignments.
-
-    Everything is generated in a scratch folder first: a failed release leaves the previous
-    student notebooks in place.
-    """
-    import shutil
-    import tempfile
-
-    from . import grading_config
-    from .paths import repo_root
-
-    root = repo_root()
-    if root is None:
-        raise SystemExit("error: `course release` needs a clone of the course repository")
-    cfg = grading_config.load_config(root)
-    target = Path(out_dir).resolve() if out_dir is not None else (
-        root / cfg.CourseDirectory.release_directory)
-    if db_url is not None:
-        cfg.CourseDirectory.db_url = db_url
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-
-    from .releasing import postprocess_release
-
-    _bin_on_path()
-    names = assignments or sorted(p.name for p in (root / "solutions").iterdir()
-                                  if p.is_dir() and any(p.glob("*.ipynb")))
-    with tempfile.TemporaryDirectory(prefix="course-release-") as scratch:
-        cfg.CourseDirectory.release_directory = scratch
-        api = NbGraderAPI(CourseDirectory(config=cfg), config=cfg)
-        for name in names:
-            result = api.generate_assignment(name, force=True, create=True)
-            if not result["success"]:
-                raise SystemExit(f"error: releasing {name} failed (notebooks/ left as it was):\n"
-                                 f"{result.get('log', '')[-4000:]}")
-        postprocess_release(Path(scratch), names, root)
-        for name in names:
-            shutil.rmtree(target / name, ignore_errors=True)
-            shutil.copytree(Path(scratch) / name, target / name)
-            if not quiet:
-                print(f"released {name}")
-    return names
-
-
 def _cmd_release(args: argparse.Namespace) -> int:
+    from .grader.release import release
+
     release(args.assignments or None, Path(args.out) if args.out else None)
     return 0
 
@@ -117,19 +66,24 @@ def _print_report(report) -> None:
         print(f"  NOTE  {problem}")
     for error in report.cell_errors:
         print(f"  NOTE  {error}")
+    for finding in report.integrity + report.needs_look:
+        print(f"  FLAG  {finding}")
     print(f"Score: {report.score:g} / {report.max_score:g}")
 
 
 def _cmd_grade(args: argparse.Namespace) -> int:
-    from .grading import GradingInputError, grade_notebook
+    from .grader.grade import GradingInputError
+    from .grader.sandbox import SandboxUnavailable
+    from .grader.single import grade_path
 
     try:
-        report = grade_notebook(args.notebook, hidden=not args.visible_only,
-                                source=Path(args.source) if args.source else None,
-                                feedback_path=Path(args.feedback) if args.feedback else None,
-                                log=(lambda s: None) if args.json else
-                                (lambda s: print(f"  ... {s}", file=sys.stderr)),
-                                executed_path=Path(args.save_executed) if args.save_executed else None)
+        report = grade_path(args.notebook, visible_only=args.visible_only,
+                            source=Path(args.source) if args.source else None,
+                            feedback=Path(args.feedback) if args.feedback else None,
+                            save_judged=Path(args.save_judged) if args.save_judged else None,
+                            unsafe_no_sandbox=args.unsafe_no_sandbox,
+                            log=(lambda s: None) if args.json else
+                            (lambda s: print(f"  ... {s}", file=sys.stderr)))
     except GradingInputError as exc:
         if args.json:
             print(json.dumps({"notebook": args.notebook, "score": 0, "max_score": None,
@@ -137,6 +91,9 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         else:
             print(f"error: {exc}", file=sys.stderr)
         return 2
+    except SandboxUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     if args.json:
         print(report.to_json())
     else:
@@ -220,12 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write somewhere else than notebooks/")
     p.set_defaults(func=_cmd_release)
 
-    p = sub.add_parser("grade", help="grade one notebook in a fresh kernel")
+    p = sub.add_parser("grade", help="grade one notebook (sandboxed runner, then the judge)")
     p.add_argument("notebook", help="path of the .ipynb to grade")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--visible-only", action="store_true",
                    help="run the notebook's own (visible) tests only, as a student's self-check")
-    p.add_argument("--save-executed", metavar="PATH", help="also write the executed notebook")
+    p.add_argument("--save-judged", metavar="PATH", help="also write the judged notebook")
+    p.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="run the submission's code without a sandbox (trusted code only)")
     p.add_argument("--source", metavar="PATH",
                    help="the instructor notebook to grade against (default: found in solutions/)")
     p.add_argument("--feedback", metavar="PATH", help="also write feedback HTML (no hidden tests)")

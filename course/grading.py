@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import grading_config
+from .grader import config as grading_config
 from .paths import repo_root
 
 __all__ = [  # noqa: F822 (HideHiddenTracebacks is built on first access, see __getattr__)

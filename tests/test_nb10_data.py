@@ -127,6 +127,24 @@ MUTANTS = {
                     torch.tensor(frame.drop(columns=[label_column]).to_numpy(dtype="float32")),
                     torch.tensor(frame[label_column].to_numpy(), dtype=torch.int64))
         """, "delegates"),
+        ("header read as data", """
+        class CSVDataset(Dataset):
+            def __init__(self, path, label_column, transform=None):
+                with open(path) as fh:
+                    rows = [line.strip().split(",") for line in fh]
+                col = rows[0].index(label_column)
+                values = pd.DataFrame(rows).apply(pd.to_numeric, errors="coerce").fillna(0)
+                self.y = torch.tensor(values[col].to_numpy(), dtype=torch.int64)
+                self.x = torch.tensor(values.drop(columns=[col]).to_numpy(dtype="float32"))
+                self.transform = transform
+
+            def __len__(self):
+                return len(self.y)
+
+            def __getitem__(self, i):
+                x = self.x[i] if self.transform is None else self.transform(self.x[i])
+                return x, self.y[i]
+        """, "header"),
     ],
     "InMemoryLoader": [
         ("randperm twice per epoch", """
@@ -235,6 +253,43 @@ MUTANTS = {
                                    sampler=order.tolist()):
                     yield tuple(batch)
         """, "earns no credit"),
+        ("an iterator used up after one epoch", """
+        class InMemoryLoader:""" + _LOADER_INIT + """
+            def __iter__(self):
+                self.position = getattr(self, "position", 0)
+                return self
+
+            def __next__(self):
+                if self.position >= len(self):
+                    raise StopIteration
+                if self.position == 0:
+                    self.order = (torch.randperm(self.n, generator=self.generator) if self.shuffle
+                                  else torch.arange(self.n))
+                idx = self.order[self.position * self.batch_size:
+                                 (self.position + 1) * self.batch_size]
+                self.position += 1
+                return tuple(t[idx] for t in self.tensors)
+        """, "new epoch"),
+        ("shuffles the tensors in place", """
+        class InMemoryLoader:""" + _LOADER_INIT + """
+            def __iter__(self):
+                if self.shuffle:
+                    order = torch.randperm(self.n, generator=self.generator)
+                    for t in self.tensors:
+                        t.copy_(t[order])
+                for b in range(len(self)):
+                    s = slice(b * self.batch_size, (b + 1) * self.batch_size)
+                    yield tuple(t[s].clone() for t in self.tensors)
+        """, "must not modify the tensors"),
+        ("an unseeded Generator when generator is None", """
+        class InMemoryLoader:""" + _LOADER_INIT + """
+            def __iter__(self):
+                gen = self.generator if self.generator is not None else torch.Generator()
+                order = torch.randperm(self.n, generator=gen) if self.shuffle else torch.arange(self.n)
+                for b in range(len(self)):
+                    idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+                    yield tuple(t[idx] for t in self.tensors)
+        """, "global random state"),
     ],
     "channel_mean_std": [
         ("Bessel correction", """
@@ -267,10 +322,202 @@ MUTANTS = {
         def channel_mean_std(dataset):
             x = dataset.tensors[0]
             return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3), correction=0)
-        """, "raised AttributeError"),
+        """, "only len(dataset) and dataset[i]"),
+        ("unweighted average of batch means", """
+        def channel_mean_std(dataset):
+            means, sq_means = [], []
+            for images, _ in DataLoader(dataset, batch_size=4):
+                means.append(images.double().mean(dim=(0, 2, 3)))
+                sq_means.append((images.double() ** 2).mean(dim=(0, 2, 3)))
+            mean = torch.stack(means).mean(dim=0)
+            var = torch.stack(sq_means).mean(dim=0) - mean ** 2
+            return mean.float(), var.sqrt().float()
+        """, "weight each batch"),
+    ],
+}
+
+CORRECT = {
+    "CSVDataset": [
+        ("a DataFrame kept in memory, converted per item", """
+        import numpy as np
+
+        class CSVDataset(Dataset):
+            def __init__(self, path, label_column, transform=None):
+                self.frame = pd.read_csv(path)
+                self.label_column = label_column
+                self.feature_columns = [c for c in self.frame.columns if c != label_column]
+                self.transform = transform
+
+            def __len__(self):
+                return len(self.frame)
+
+            def __getitem__(self, idx):
+                row = self.frame.iloc[idx]
+                x = torch.tensor(row[self.feature_columns].to_numpy(dtype=np.float32))
+                if self.transform:
+                    x = self.transform(x)
+                return x, torch.tensor(int(row[self.label_column]))
+        """),
+        ("frame.pop and torch.from_numpy", """
+        import numpy as np
+
+        class CSVDataset(Dataset):
+            def __init__(self, path, label_column, transform=None):
+                frame = pd.read_csv(path)
+                labels = frame.pop(label_column)
+                self.x = torch.from_numpy(frame.to_numpy(dtype=np.float32, copy=True))
+                self.y = torch.from_numpy(labels.to_numpy(dtype=np.int64, copy=True))
+                self.transform = transform
+
+            def __len__(self):
+                return self.x.shape[0]
+
+            def __getitem__(self, i):
+                x = self.x[i]
+                return (self.transform(x) if self.transform is not None else x), self.y[i]
+        """),
+        ("a list of samples built once (torchvision style)", """
+        class CSVDataset(Dataset):
+            def __init__(self, path, label_column, transform=None):
+                frame = pd.read_csv(path)
+                features = frame.drop(columns=label_column).to_numpy()
+                labels = frame[label_column].to_numpy()
+                self.samples = [(torch.as_tensor(f, dtype=torch.float32),
+                                 torch.as_tensor(l, dtype=torch.int64))
+                                for f, l in zip(features, labels)]
+                self.transform = transform
+
+            def __len__(self):
+                return len(self.samples)
+
+            def __getitem__(self, index):
+                features, label = self.samples[index]
+                if self.transform is not None:
+                    features = self.transform(features)
+                return features, label
+        """),
+    ],
+    "InMemoryLoader": [
+        ("torch.split over a permuted index", """
+        import math
+
+        class InMemoryLoader:
+            def __init__(self, *tensors, batch_size=1, shuffle=False, drop_last=False,
+                         generator=None):
+                self.tensors = tensors
+                self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+                self.generator = generator
+
+            def __len__(self):
+                n = self.tensors[0].size(0)
+                return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+            def __iter__(self):
+                n = self.tensors[0].size(0)
+                order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+                for idx in torch.split(order, self.batch_size):
+                    if self.drop_last and len(idx) < self.batch_size:
+                        break
+                    yield tuple(t[idx.to(t.device)] for t in self.tensors)
+        """),
+        ("a separate iterator object with index_select", """
+        class _Epoch:
+            def __init__(self, tensors, order, batch_size, count):
+                self.tensors, self.order = tensors, order
+                self.batch_size, self.count, self.done = batch_size, count, 0
+
+            def __iter__(self):
+                return self
+
+            def __next__(self):
+                if self.done == self.count:
+                    raise StopIteration
+                start = self.done * self.batch_size
+                idx = self.order[start:start + self.batch_size]
+                self.done += 1
+                return tuple(t.index_select(0, idx.to(t.device)) for t in self.tensors)
+
+
+        class InMemoryLoader:
+            def __init__(self, *tensors, batch_size=1, shuffle=False, drop_last=False,
+                         generator=None):
+                assert all(t.shape[0] == tensors[0].shape[0] for t in tensors)
+                self.tensors, self.batch_size = tensors, batch_size
+                self.shuffle, self.drop_last, self.generator = shuffle, drop_last, generator
+
+            def __len__(self):
+                full, rest = divmod(self.tensors[0].shape[0], self.batch_size)
+                return full + (1 if rest and not self.drop_last else 0)
+
+            def __iter__(self):
+                n = self.tensors[0].shape[0]
+                if self.shuffle:
+                    order = torch.randperm(n, generator=self.generator)
+                else:
+                    order = torch.arange(n)
+                return _Epoch(self.tensors, order, self.batch_size, len(self))
+        """),
+        ("views when not shuffling", """
+        class InMemoryLoader:
+            def __init__(self, *tensors, batch_size=1, shuffle=False, drop_last=False,
+                         generator=None):
+                self.tensors, self.batch_size = tensors, batch_size
+                self.shuffle, self.drop_last, self.generator = shuffle, drop_last, generator
+
+            def __len__(self):
+                n = len(self.tensors[0])
+                return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+            def __iter__(self):
+                tensors = self.tensors
+                if self.shuffle:
+                    perm = torch.randperm(len(tensors[0]), generator=self.generator)
+                    tensors = [t[perm.to(t.device)] for t in tensors]
+                for b in range(len(self)):
+                    yield tuple(t[b * self.batch_size:(b + 1) * self.batch_size] for t in tensors)
+        """),
+    ],
+    "channel_mean_std": [
+        ("two passes: the mean, then squared deviations", """
+        def channel_mean_std(dataset):
+            loader = DataLoader(dataset, batch_size=256)
+            total, count = 0, 0
+            for images, _ in loader:
+                total = total + images.double().sum(dim=(0, 2, 3))
+                count += images.numel() // images.shape[1]
+            mean = total / count
+            squares = 0
+            for images, _ in loader:
+                squares = squares + ((images.double() - mean.view(1, -1, 1, 1)) ** 2).sum(dim=(0, 2, 3))
+            return mean.float(), (squares / count).sqrt().float()
+        """),
+        ("Welford / Chan: merge per-batch statistics", """
+        def channel_mean_std(dataset):
+            count, mean, m2 = 0, None, None
+            for images, _ in DataLoader(dataset, batch_size=3):
+                x = images.double().transpose(0, 1).reshape(images.shape[1], -1)
+                n_b = x.shape[1]
+                mean_b = x.mean(dim=1)
+                m2_b = ((x - mean_b[:, None]) ** 2).sum(dim=1)
+                if mean is None:
+                    count, mean, m2 = n_b, mean_b, m2_b
+                    continue
+                delta = mean_b - mean
+                total = count + n_b
+                mean = mean + delta * n_b / total
+                m2 = m2 + m2_b + delta ** 2 * count * n_b / total
+                count = total
+            return mean.float(), (m2 / count).sqrt().float()
+        """),
+        ("every sample by index, then torch.std_mean", """
+        def channel_mean_std(dataset):
+            images = torch.stack([dataset[i][0] for i in range(len(dataset))])
+            std, mean = torch.std_mean(images, dim=(0, 2, 3), correction=0)
+            return mean, std
+        """),
     ],
 }
 
 (test_solution_passes, test_mutant_loses_points, test_every_exercise_has_mutants,
  test_correct_variant_passes) = make_tests(
-    "10_data", MUTANTS)
+    "10_data", MUTANTS, CORRECT)

@@ -10,7 +10,7 @@ import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 from nbharness import ROOT
 
-from course.releasing import BADGES_ID, BOOTSTRAP_ID, SELFCHECK_ID, repository
+from course.grader.preprocessors.release_extras import BADGES_ID, BOOTSTRAP_ID, SELFCHECK_ID, repository
 
 STUDENT = sorted((ROOT / "notebooks").glob("*/*.ipynb"))
 

@@ -1,17 +1,26 @@
 """Checks for 06_activations: element-wise activations, softmax/log-softmax and a custom
 ``autograd.Function``, compared with ``torch.nn.functional`` in value AND gradient, on ordinary,
-zero and extreme inputs, in float32 and float64."""
+zero, extreme and non-finite inputs (±inf, NaN), in float32, float64, float16 and bfloat16.
+
+Each scenario runs the answer on the check device and records values, gradients (for a cotangent
+drawn from the seed) and whether the input was modified; each verdict computes torch's reference
+itself on the CPU and names the concept a difference points to.
+"""
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from ._core import CheckFailure, call, forbid_delegation, require, same_tensor, tripwire
+from ._compare import (LOW_PRECISION, cotangent, fail_values, grad_mismatch, mismatch, place,
+                       record_call, reference_grad, result_of, show_inputs, trip_targets, unchanged)
+from ._core import Check, Delegation, attempt, check_device, expect, require, swapped_globals
+from ._guards import tripwire
+from ._transcript import meta
 
 __all__ = ["leaky_relu", "log_softmax", "relu", "relu_function", "sigmoid", "softmax", "tanh"]
 
@@ -26,175 +35,208 @@ _ACTIVATIONS = [
     "hardsigmoid", "hardswish", "tanhshrink", "threshold_backward", "sigmoid_backward",
     "tanh_backward", "_softmax_backward_data", "_log_softmax_backward_data",
 ]
-_TRIP = sorted({(owner, name) for owner in (torch, F, torch.Tensor, torch.special)
-                for name in _ACTIVATIONS if hasattr(owner, name)}, key=lambda t: (id(t[0]), t[1]))
+_TRIP = trip_targets(_ACTIVATIONS)
 _HINT = ("Build it from tensor arithmetic and comparisons, torch.where, torch.exp, torch.log, "
          "torch.log1p, max/amax, sum, clamp (and your own functions from this notebook); "
          "torch's own activations, softmax and logsumexp are not allowed.")
 
-# Captured when the checks are imported, before student code runs: rebinding torch's functions
-# later changes neither the references nor the comparisons.
-_allclose = torch.allclose
-_isclose = torch.isclose
-_equal = torch.equal
-_isfinite = torch.isfinite
-_gradcheck = torch.autograd.gradcheck
-_grad = torch.autograd.grad
-_relu = F.relu
-_leaky_relu = F.leaky_relu
-_sigmoid = torch.sigmoid
-_tanh = torch.tanh
-_softmax = F.softmax
-_log_softmax = F.log_softmax
+# The references, captured at import (before any student code runs). A scenario also hands them
+# to an answer in place of the student's own other exercises (tanh calling sigmoid), so that a
+# mistake is charged once, to the exercise that made it.
+_REF: dict[str, Callable[..., torch.Tensor]] = {
+    "relu": F.relu, "leaky_relu": F.leaky_relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
+    "softmax": F.softmax, "log_softmax": F.log_softmax}
 
-Fn = Callable[..., Any]
-
-
-# --- guards --------------------------------------------------------------------------------------
-
-def _attrs_used(obj: Any) -> set[str]:
-    """Attribute names (``torch.sigmoid``, ``x.softmax``) and strings in ``obj``'s source."""
-    try:
-        import inspect
-        import textwrap
-
-        tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
-    except (OSError, TypeError, SyntaxError):
-        return set()
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute):
-            found.add(node.attr)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            found.add(node.value)
-    return found
-
-
-def _guard(fn: Any, exercise: str, own: list[str]) -> None:
-    """Refuse torch's activations: ``own`` names anywhere, the others as attributes."""
-    __tracebackhide__ = True
-    forbid_delegation(fn, own, exercise, _HINT)
-    used = _attrs_used(fn) & set(_ACTIVATIONS)
-    require(not used, f"{exercise} delegates to a PyTorch built-in it may not use (an activation, "
-            f"softmax or logsumexp); that earns no credit. {_HINT}", f"its code uses: {', '.join(sorted(used))}")
-
-
-# --- inputs --------------------------------------------------------------------------------------
-
+_INF, _NAN = float("inf"), float("nan")
 _SPECIAL = [0.0, -0.0, 1e4, -1e4, 1000.0, -1000.0, 90.0, -90.0, 1e-8, -1e-8, 0.5, -2.5]
+_NONFINITE = [-_INF, _INF, _NAN, 0.0, 2.0, -2.0, _NAN, -_INF]
 
 
-def _elementwise_inputs(thorough: bool, seed: int) -> list[torch.Tensor]:
+@dataclass
+class _Case:
+    x: torch.Tensor
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    kind: str = "ordinary"  # ordinary | nonfinite | lowp
+
+
+def _grad_seed(seed: int, i: int) -> int:
+    return 1000 * seed + 11 + i
+
+
+def _elementwise_cases(thorough: bool, seed: int) -> list[_Case]:
     gen = torch.Generator().manual_seed(seed)
-    xs = [torch.tensor(_SPECIAL), 3 * torch.randn(4, 5, generator=gen)]
+    half, bf16 = torch.float16, torch.bfloat16
+    cases = [_Case(torch.tensor(_SPECIAL)), _Case(3 * torch.randn(4, 5, generator=gen)),
+             _Case(torch.tensor(_NONFINITE), kind="nonfinite"),
+             _Case(torch.tensor(_SPECIAL, dtype=half), kind="lowp"),
+             _Case((3 * torch.randn(3, 4, generator=gen)).to(bf16), kind="lowp")]
     if thorough:
-        xs += [(5 * torch.randn(2, 3, 4, generator=gen, dtype=torch.float64)),
-               torch.tensor(_SPECIAL, dtype=torch.float64),
-               torch.tensor(0.0), torch.tensor(-7.0, dtype=torch.float64),
-               torch.zeros(3, 0)]
-    return xs
+        cases += [_Case(5 * torch.randn(2, 3, 4, generator=gen, dtype=torch.float64)),
+                  _Case(torch.tensor(_SPECIAL, dtype=torch.float64)),
+                  _Case(torch.tensor(0.0)), _Case(torch.tensor(-7.0, dtype=torch.float64)),
+                  _Case(torch.zeros(3, 0)),
+                  _Case(torch.tensor(_NONFINITE, dtype=torch.float64).view(2, 4), kind="nonfinite"),
+                  _Case(torch.tensor(_NONFINITE, dtype=half), kind="nonfinite"),
+                  _Case((3 * torch.randn(2, 5, generator=gen)).to(half), kind="lowp"),
+                  _Case(torch.tensor(_SPECIAL, dtype=bf16), kind="lowp")]
+    return cases
 
 
-def _accelerator() -> torch.device | None:
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return None
+def _leaky_cases(thorough: bool, seed: int) -> list[_Case]:
+    xs = _elementwise_cases(thorough, seed)
+    cases = [_Case(xs[0].x), _Case(xs[1].x, kwargs={"negative_slope": 0.2}),
+             _Case(xs[0].x, args=(0.1,)), _Case(xs[2].x, kind="nonfinite"),
+             _Case(xs[3].x, kwargs={"negative_slope": 0.2}, kind="lowp"),
+             _Case(xs[4].x, kind="lowp")]
+    if thorough:
+        slopes = [0.0, 2.0, 0.3, -0.5, 0.05, -0.2, 0.0, 0.1, 1.5]
+        cases += [_Case(c.x, kwargs={"negative_slope": s}, kind=c.kind)
+                  for c, s in zip(xs[5:], slopes, strict=False)]
+    return cases
 
 
-def _with_device(xs: list[torch.Tensor], thorough: bool) -> list[torch.Tensor]:
-    dev = _accelerator() if thorough else None
-    return xs + ([xs[1].to(dev)] if dev is not None else [])
+def _softmax_cases(thorough: bool, seed: int) -> list[_Case]:
+    gen = torch.Generator().manual_seed(seed)
+    big = torch.tensor([[1000.0, 999.0, 0.0], [-1e4, 1e4, 0.0], [0.0, 0.0, 0.0], [3.0, -2.0, 1.0]])
+    masked = torch.tensor([[-_INF, 0.0, 1.0], [2.0, -_INF, 2.0], [_NAN, 1.0, 0.0]])
+    cases = [_Case(torch.randn(4, 5, generator=gen), (1,)),
+             _Case(torch.randn(4, 5, generator=gen), (0,)), _Case(big, (-1,)),
+             _Case(torch.randn(2, 3, 4, generator=gen), (1,)),
+             _Case(masked, (1,), kind="nonfinite"),
+             _Case((3 * torch.randn(3, 6, generator=gen)).half(), (1,), kind="lowp")]
+    if thorough:
+        cases += [
+            _Case(big.T.contiguous(), (0,)),
+            _Case(10 * torch.randn(3, 4, 5, generator=gen, dtype=torch.float64), (-2,)),
+            _Case(big.double() * 10, (1,)), _Case(torch.randn(7, generator=gen), (0,)),
+            _Case(torch.randn(2, 3, 4, generator=gen) + 500, (0,)),
+            _Case(torch.randn(3, 5, generator=gen), (), {"dim": -1}),
+            _Case(torch.tensor([[_INF, 0.0, 1.0], [-_INF, -_INF, 0.0]]), (1,), kind="nonfinite"),
+            _Case(masked.T.contiguous().double(), (0,), kind="nonfinite"),
+            _Case((3 * torch.randn(2, 3, 4, generator=gen)).to(torch.bfloat16), (-1,), kind="lowp"),
+            _Case(big.half(), (1,), kind="lowp"),
+        ]
+    return cases
 
 
-# --- the comparison ------------------------------------------------------------------------------
+# --- scenario ------------------------------------------------------------------------------------
+
+def _scenario(name: str, cases: Callable[[bool, int], list[_Case]], swaps: tuple[str, ...]):
+    def scenario(fn: Any, *, thorough: bool = False, seed: int = 0) -> list[dict]:
+        device, out = check_device(), []
+        with swapped_globals(fn, {k: _REF[k] for k in swaps}), tripwire(_TRIP):
+            for i, case in enumerate(cases(thorough, seed)):
+                extra = ", ".join([repr(a) for a in case.args] +
+                                  [f"{k}={v!r}" for k, v in case.kwargs.items()])
+                call = f"{name}(<tensor of shape {tuple(case.x.shape)}, {case.x.dtype}>" + (
+                    f", {extra})" if extra else ")")
+                out.append(record_call(fn, [case.x], case.args, case.kwargs, device=device,
+                                       call=call, grad_seed=_grad_seed(seed, i)))
+        return out
+
+    return scenario
+
+
+# --- verdict -------------------------------------------------------------------------------------
 
 def _where(x: torch.Tensor, bad: torch.Tensor) -> str:
-    """Classify the inputs at which a result differs: 'zero', 'extreme' or 'ordinary'."""
-    xb = x.detach()[bad].abs()
-    if xb.numel() and bool((xb == 0).all()):
+    """Classify the inputs at which a result differs: 'nonfinite', 'zero', 'extreme' or 'ordinary'."""
+    xb = x[bad].double()
+    if not xb.numel():
+        return "ordinary"
+    if bool((~torch.isfinite(xb)).all()):
+        return "nonfinite"
+    if bool((xb == 0).all()):
         return "zero"
-    if xb.numel() and bool((xb >= 50).all()):
+    if bool((xb.abs() >= 50).all()):
         return "extreme"
     return "ordinary"
 
 
-def _slice_error(got: torch.Tensor, expected: torch.Tensor, args: tuple, kwargs: dict) -> str:
-    """For softmax-like results: 'shift' when off by a constant per slice along dim."""
-    dim = args[0] if args else kwargs.get("dim", -1)
-    diff = (got.detach().double() - expected.detach().double())
-    diff = torch.where(_isfinite(diff), diff, torch.zeros_like(diff))
+def _is_shift(got: torch.Tensor, expected: torch.Tensor, case: _Case) -> bool:
+    """For softmax-like results: off by a constant in each slice along dim."""
+    dim = case.args[0] if case.args else case.kwargs.get("dim", -1)
+    diff = got.double() - expected.double()
+    diff = torch.where(torch.isfinite(diff), diff, torch.zeros_like(diff))
     spread = diff.amax(dim=dim) - diff.amin(dim=dim)
-    return "shift" if bool((spread.abs() < 1e-4).all()) else "ordinary"
+    return bool((spread.abs() < 1e-4).all()) and bool((diff.abs() > 1e-4).any())
 
 
-def _mismatch(a: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-    a, e = a.detach().double(), e.detach().double()
-    close = _isclose(a, e, rtol=1e-4, atol=1e-5, equal_nan=True)
-    return ~close
+_LOWP_NOTE = (" In float16, exp overflows already above 11.09 (its largest number is 65504); "
+              "compute in the input's dtype with the same stable formula")
 
 
-def _compare(fn: Fn, ref: Fn, x: torch.Tensor, args: tuple, kwargs: dict, *, name: str,
-             concepts: dict[str, str], hidden: bool, seed: int, elementwise: bool = True) -> None:
-    """Compare ``fn(x, *args, **kwargs)`` with ``ref`` in value, then in gradient."""
-    __tracebackhide__ = True
-    shown = f"x of shape {tuple(x.shape)}, dtype {x.dtype}" + (f", args {args}" if args else "") + (
-        f", {kwargs}" if kwargs else "")
-    expected = ref(x, *args, **kwargs)
-    # 1. values, without autograd; the input must not change
-    x_in = x.clone()
-    with tripwire(_TRIP, name, _HINT):
-        got = call(fn, x_in, *args, name=name, hidden=hidden, **kwargs)
-    require(_equal(x_in, x), f"{name} must not modify its input (no in-place operations)",
-            shown, hidden)
-    require(isinstance(got, torch.Tensor), f"{name} must return a tensor",
-            f"it returned {type(got).__name__}", hidden)
-    require(tuple(got.shape) == tuple(expected.shape), f"{name} must keep the input's shape",
-            f"{shown}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}", hidden)
-    require(got.dtype == x.dtype, f"{name} must keep the input's dtype (float64 in, float64 out)",
-            f"{shown}: got {got.dtype}", hidden)
-    require(got.device == x.device, f"{name} must return its result on the input's device",
-            f"{shown}: got {got.device}", hidden)
-    bad = _mismatch(got, expected)
+def _dtype_concept(n: str, dtype: torch.dtype) -> str:
+    text = f"{n} must keep the input's dtype ({dtype} in, {dtype} out)"
+    if dtype in LOW_PRECISION:
+        text += (": do not convert with .float(), and make constants with torch.zeros_like or "
+                 "plain Python numbers (torch.zeros(shape) and torch.tensor(0.0) are float32, and "
+                 "mixing them in turns a half-precision result into float32)")
+    return text
+
+
+def _judge_case(name: str, case: _Case, rec: Any, concepts: dict[str, str], *, hidden: bool,
+                seed: int, elementwise: bool) -> None:
+    x = case.x
+    extra = ", ".join([f"dim={a}" for a in case.args] + [f"{k}={v}" for k, v in case.kwargs.items()])
+    shown = show_inputs(x, extra)
+    expected, gexp = reference_grad(_REF[name], x, case.args, case.kwargs, seed)
+    got = result_of(rec, torch.empty(expected.shape, dtype=x.dtype), exercise=name, shown=shown,
+                    concept=concepts.get(f"raised_{case.kind}", concepts["value"]), hidden=hidden,
+                    dtype_concept=_dtype_concept(name, x.dtype))
+    bad = mismatch(got, expected, x.dtype)
     if bool(bad.any()):
-        nonfinite = bool((~_isfinite(got) & _isfinite(expected)).any())
-        if nonfinite:
-            concept = concepts["overflow"]
+        overflow = bool((~torch.isfinite(got) & torch.isfinite(expected) & torch.isfinite(x)).any())
+        if case.kind == "nonfinite" and (not elementwise or _where(x, bad) == "nonfinite"):
+            concept = concepts["nonfinite"]
+        elif overflow:
+            concept = concepts["overflow"] + (_LOWP_NOTE if x.dtype in LOW_PRECISION else "")
+        elif case.kind == "lowp":
+            concept = concepts["lowp"]
+        elif elementwise:
+            concept = concepts.get(f"value_{_where(x, bad)}", concepts["value"])
         else:
-            kind = _where(x, bad) if elementwise else _slice_error(got, expected, args, kwargs)
-            concept = concepts.get(f"value_{kind}", concepts["value"])
-        same_tensor(got, expected, f"{name}'s result", hidden=hidden, rtol=1e-4, atol=1e-5,
-                    concept=concept)
-    # 2. gradients: autograd through the student's function vs through torch's
-    gen = torch.Generator().manual_seed(seed + 11)
-    w = torch.randn(expected.shape, generator=gen, dtype=x.dtype).to(x.device)
-    xs = x.clone().requires_grad_(True)
-    with tripwire(_TRIP, name, _HINT):
-        out = call(fn, xs, *args, name=name, hidden=hidden, **kwargs)
-    require(out.requires_grad, f"{name}'s result is cut off from autograd: compute it with torch "
-            "operations on x (no .detach(), .item(), .numpy(), .data or torch.no_grad())", shown,
-            hidden)
-    (gs,) = _grad((out * w).sum(), xs, allow_unused=True)
-    gs = torch.zeros_like(x) if gs is None else gs
-    xr = x.clone().requires_grad_(True)
-    (gr,) = _grad((ref(xr, *args, **kwargs) * w).sum(), xr)
-    bad = _mismatch(gs, gr)
-    if bool(bad.any()):
-        if bool((~_isfinite(gs)).any()):
-            concept = concepts["grad_nan"]
-        else:
-            kind = _where(x, bad) if elementwise else "ordinary"
-            concept = concepts.get(f"grad_{kind}", concepts["grad"])
-        same_tensor(gs, gr, f"the gradient of {name}", hidden=hidden, rtol=1e-4, atol=1e-5,
-                    concept=concept)
+            concept = concepts["value_shift"] if _is_shift(got, expected, case) else concepts["value"]
+        fail_values(got, expected, bad, concept, shown, hidden)
+    wrong = grad_mismatch(rec, gexp, x, seed, exercise=name, concept=concepts["value"],
+                          shown=shown, hidden=hidden, skip=torch.isnan(x) if elementwise else None)
+    if wrong is None:
+        return
+    grad, bad = wrong
+    if not bool(torch.isfinite(grad[bad]).all()):
+        concept = concepts["grad_nan"] + (_LOWP_NOTE if x.dtype in LOW_PRECISION else "")
+    elif elementwise:
+        kind = _where(x, bad)
+        concept = concepts.get(f"grad_{kind}", concepts["grad"])
+    else:
+        concept = concepts["grad"]
+    fail_values(grad, gexp, bad, concept, f"the gradient, {shown}", hidden)
 
 
-def _run(fn: Fn, ref: Fn, cases: list[tuple[torch.Tensor, tuple, dict]], **kw: Any) -> None:
-    __tracebackhide__ = True
-    for x, args, kwargs in cases:
-        _compare(fn, ref, x, args, kwargs, **kw)
+def _verdict(name: str, cases: Callable[[bool, int], list[_Case]], concepts: dict[str, str],
+             elementwise: bool = True):
+    def verdict(data: Any, *, thorough: bool = False, hidden: bool = False, seed: int = 0) -> None:
+        todo = cases(thorough, seed)
+        require(isinstance(data, list) and len(data) == len(todo),
+                f"the grader got an incomplete record of {name}'s results", None, hidden)
+        for i, (case, rec) in enumerate(zip(todo, data, strict=True)):
+            _judge_case(name, case, rec, concepts, hidden=hidden, seed=_grad_seed(seed, i),
+                        elementwise=elementwise)
+
+    return verdict
+
+
+def _check(name: str, cases: Callable[[bool, int], list[_Case]], concepts: dict[str, str], *,
+           own: list[str], swaps: tuple[str, ...] = (), elementwise: bool = True, doc: str) -> Check:
+    concepts.setdefault("lowp", (
+        f"{name} in float16/bfloat16 is further from torch's result than rounding in that dtype "
+        "explains: use the same stable formula as in float32, in the input's dtype"))
+    check = Check(f"activations.{name}", name, _scenario(name, cases, swaps),
+                  _verdict(name, cases, concepts, elementwise),
+                  Delegation(_HINT, names=frozenset(own), attrs=frozenset(_ACTIVATIONS)))
+    check.__doc__ = doc
+    return check
 
 
 # --- element-wise activations ----------------------------------------------------------------------
@@ -206,113 +248,80 @@ _GRAD_NAN = ("the gradient of {n} is NaN or inf at extreme inputs such as ±1e4,
              "value looks fine: autograd differentiates every operation you wrote, and one of them "
              "overflowed (e.g. exp(1e4) = inf, then 0 * inf = NaN). Keep every intermediate "
              "finite; with torch.where, make BOTH branches safe")
+_NONFINITE_TEXT = ("{n} must follow torch on ±inf and NaN: {rule}. inf - inf and 0 * inf are NaN, "
+                   "and NaN fails every comparison (NaN > 0 and NaN <= 0 are both False)")
 
+relu = _check("relu", _elementwise_cases, {
+    "value": "relu(x) is x where x > 0 and 0 everywhere else",
+    "nonfinite": _NONFINITE_TEXT.format(n="relu", rule=(
+        "relu(-inf) = 0, relu(inf) = inf, relu(NaN) = NaN. torch.where(x > 0, x, 0) turns NaN "
+        "into 0 (test x <= 0 instead, so NaN keeps x), and x * (x > 0) gives -inf * 0 = NaN")),
+    "overflow": _OVERFLOW.format(n="relu"),
+    "grad": "the gradient of relu is 1 where x > 0 and 0 where x < 0",
+    "grad_zero": ("the gradient of relu at exactly 0 must be 0, as in torch (relu'(0) = 0): "
+                  "let the tie x == 0 take the zero branch (torch.maximum(x, 0) splits the "
+                  "gradient 0.5/0.5 at the tie, and clamp or an x >= 0 test gives 1)"),
+    "grad_nan": _GRAD_NAN.format(n="relu"),
+}, own=["relu", "relu_", "ReLU", "threshold", "Threshold"],
+    doc="``fn(x)`` must equal ``F.relu(x)`` in value and gradient (0 at exactly 0, NaN stays NaN).")
 
-def relu(fn: Fn, *, thorough: bool = False, hidden: bool = False, seed: int = 0) -> None:
-    """``fn(x)`` must equal ``F.relu(x)`` in value and gradient (0 at exactly 0)."""
-    __tracebackhide__ = True
-    _guard(fn, "relu", ["relu", "relu_", "ReLU", "threshold", "Threshold"])
-    cases = [(x, (), {}) for x in _with_device(_elementwise_inputs(thorough, seed), thorough)]
-    _run(fn, _relu, cases, name="relu", hidden=hidden, seed=seed, concepts={
-        "value": "relu(x) is x where x > 0 and 0 everywhere else",
-        "overflow": _OVERFLOW.format(n="relu"),
-        "grad": "the gradient of relu is 1 where x > 0 and 0 where x < 0",
-        "grad_zero": ("the gradient of relu at exactly 0 must be 0, as in torch (relu'(0) = 0): "
-                      "use a strict x > 0 test (torch.maximum(x, 0) splits the gradient 0.5/0.5 "
-                      "at the tie, and x >= 0 gives 1)"),
-        "grad_nan": _GRAD_NAN.format(n="relu"),
-    })
+leaky_relu = _check("leaky_relu", _leaky_cases, {
+    "value": ("leaky_relu(x) is x where x > 0 and negative_slope * x elsewhere, for ANY "
+              "negative_slope (also 0, negative ones and ones above 1, where max(x, slope*x) "
+              "is wrong); its default is 0.01"),
+    "nonfinite": _NONFINITE_TEXT.format(n="leaky_relu", rule=(
+        "inf stays inf, -inf becomes negative_slope * -inf, NaN stays NaN")),
+    "overflow": _OVERFLOW.format(n="leaky_relu"),
+    "grad": "the gradient of leaky_relu is 1 where x > 0 and negative_slope where x < 0",
+    "grad_zero": ("the gradient of leaky_relu at exactly 0 must be negative_slope, as in torch: "
+                  "use a strict x > 0 test for the positive branch (max(x, slope*x) splits the "
+                  "gradient at the tie, and is wrong for slopes above 1)"),
+    "grad_nan": _GRAD_NAN.format(n="leaky_relu"),
+}, own=["leaky_relu", "leaky_relu_", "LeakyReLU", "relu", "ReLU"], swaps=("relu",),
+    doc="``fn(x, negative_slope=0.01)`` must equal ``F.leaky_relu``, for any slope.")
 
+sigmoid = _check("sigmoid", _elementwise_cases, {
+    "value": "sigmoid(x) = 1 / (1 + exp(-x))",
+    "nonfinite": _NONFINITE_TEXT.format(n="sigmoid", rule=(
+        "sigmoid(-inf) = 0, sigmoid(inf) = 1, sigmoid(NaN) = NaN. If you split x into a positive "
+        "and a negative part, select each with torch.where rather than computing one as x minus "
+        "the other (inf - inf = NaN)")),
+    "overflow": _OVERFLOW.format(n="sigmoid") + (
+        ": for x >= 0 use 1 / (1 + exp(-x)), for x < 0 use exp(x) / (1 + exp(x))"),
+    "grad": "the gradient of sigmoid is sigmoid(x) * (1 - sigmoid(x))",
+    "grad_zero": ("the gradient of sigmoid at exactly 0 must be 0.25: abs() and sign() have "
+                  "gradient 0 at 0, so do not build the stable formula on x.abs(); split x with "
+                  "torch.where instead"),
+    "grad_nan": _GRAD_NAN.format(n="sigmoid") + (
+        ". The textbook 1 / (1 + exp(-x)) is fine in value but its gradient at x = -1e4 "
+        "is 0 * inf = NaN"),
+}, own=["sigmoid", "sigmoid_", "Sigmoid", "expit"],
+    doc="``fn(x)`` must equal ``torch.sigmoid(x)``, stable in value and gradient at ±1e4 and ±inf.")
 
-def leaky_relu(fn: Fn, *, thorough: bool = False, hidden: bool = False, seed: int = 0) -> None:
-    """``fn(x, negative_slope=0.01)`` must equal ``F.leaky_relu``, for any slope."""
-    __tracebackhide__ = True
-    _guard(fn, "leaky_relu", ["leaky_relu", "leaky_relu_", "LeakyReLU", "relu", "ReLU"])
-    xs = _with_device(_elementwise_inputs(thorough, seed), thorough)
-    cases = [(xs[0], (), {}), (xs[1], (), {"negative_slope": 0.2}), (xs[0], (0.1,), {})]
-    if thorough:
-        slopes = [0.0, 2.0, 0.3, -0.5, 0.05, 0.2]
-        cases += [(x, (), {"negative_slope": s}) for x, s in zip(xs[2:], slopes, strict=False)]
-    concepts = {
-        "value": ("leaky_relu(x) is x where x > 0 and negative_slope * x elsewhere, for ANY "
-                  "negative_slope (also 0, negative ones and ones above 1, where max(x, slope*x) "
-                  "is wrong); its default is 0.01"),
-        "overflow": _OVERFLOW.format(n="leaky_relu"),
-        "grad": "the gradient of leaky_relu is 1 where x > 0 and negative_slope where x < 0",
-        "grad_zero": ("the gradient of leaky_relu at exactly 0 must be negative_slope, as in torch: "
-                      "use a strict x > 0 test for the positive branch (max(x, slope*x) splits the "
-                      "gradient at the tie, and is wrong for slopes above 1)"),
-        "grad_nan": _GRAD_NAN.format(n="leaky_relu"),
-    }
-    _run(fn, _leaky_relu, cases, name="leaky_relu", hidden=hidden, seed=seed, concepts=concepts)
-
-
-def sigmoid(fn: Fn, *, thorough: bool = False, hidden: bool = False, seed: int = 0) -> None:
-    """``fn(x)`` must equal ``torch.sigmoid(x)``, stable in value and gradient at ±1e4."""
-    __tracebackhide__ = True
-    _guard(fn, "sigmoid", ["sigmoid", "sigmoid_", "Sigmoid", "expit"])
-    cases = [(x, (), {}) for x in _with_device(_elementwise_inputs(thorough, seed), thorough)]
-    _run(fn, _sigmoid, cases, name="sigmoid", hidden=hidden, seed=seed, concepts={
-        "value": "sigmoid(x) = 1 / (1 + exp(-x))",
-        "overflow": _OVERFLOW.format(n="sigmoid") + (
-            ": for x >= 0 use 1 / (1 + exp(-x)), for x < 0 use exp(x) / (1 + exp(x))"),
-        "grad": "the gradient of sigmoid is sigmoid(x) * (1 - sigmoid(x))",
-        "grad_zero": ("the gradient of sigmoid at exactly 0 must be 0.25: abs() and sign() have "
-                      "gradient 0 at 0, so do not build the stable formula on x.abs(); split x with "
-                      "torch.where instead"),
-        "grad_nan": _GRAD_NAN.format(n="sigmoid") + (
-            ". The textbook 1 / (1 + exp(-x)) is fine in value but its gradient at x = -1e4 "
-            "is 0 * inf = NaN"),
-    })
-
-
-def tanh(fn: Fn, *, thorough: bool = False, hidden: bool = False, seed: int = 0) -> None:
-    """``fn(x)`` must equal ``torch.tanh(x)``, stable in value and gradient at ±1e4."""
-    __tracebackhide__ = True
-    _guard(fn, "tanh", ["tanh", "tanh_", "Tanh"])
-    cases = [(x, (), {}) for x in _with_device(_elementwise_inputs(thorough, seed), thorough)]
-    _run(fn, _tanh, cases, name="tanh", hidden=hidden, seed=seed, concepts={
-        "value": "tanh(x) = (1 - exp(-2x)) / (1 + exp(-2x)) = 2 * sigmoid(2x) - 1, in (-1, 1)",
-        "overflow": _OVERFLOW.format(n="tanh") + (
-            "; (exp(x) - exp(-x)) / (exp(x) + exp(-x)) is inf/inf at large |x|. Hint: "
-            "tanh(x) = 2 * sigmoid(2x) - 1"),
-        "grad": "the gradient of tanh is 1 - tanh(x)**2",
-        "grad_zero": "the gradient of tanh at exactly 0 must be 1 (beware abs() and sign() at 0)",
-        "grad_nan": _GRAD_NAN.format(n="tanh"),
-    })
+tanh = _check("tanh", _elementwise_cases, {
+    "value": "tanh(x) = (1 - exp(-2x)) / (1 + exp(-2x)) = 2 * sigmoid(2x) - 1, in (-1, 1)",
+    "nonfinite": _NONFINITE_TEXT.format(n="tanh", rule="tanh(±inf) = ±1, tanh(NaN) = NaN"),
+    "overflow": _OVERFLOW.format(n="tanh") + (
+        "; (exp(x) - exp(-x)) / (exp(x) + exp(-x)) is inf/inf at large |x|. Hint: "
+        "tanh(x) = 2 * sigmoid(2x) - 1"),
+    "grad": "the gradient of tanh is 1 - tanh(x)**2",
+    "grad_zero": "the gradient of tanh at exactly 0 must be 1 (beware abs() and sign() at 0)",
+    "grad_nan": _GRAD_NAN.format(n="tanh"),
+}, own=["tanh", "tanh_", "Tanh"], swaps=("sigmoid",),
+    doc="``fn(x)`` must equal ``torch.tanh(x)``; a tanh built on ``sigmoid`` is run with a correct "
+        "sigmoid, so a wrong sigmoid is charged to sigmoid only.")
 
 
 # --- softmax and log-softmax ---------------------------------------------------------------------
-
-def _softmax_cases(thorough: bool, seed: int) -> list[tuple[torch.Tensor, tuple, dict]]:
-    gen = torch.Generator().manual_seed(seed)
-    big = torch.tensor([[1000.0, 999.0, 0.0], [-1e4, 1e4, 0.0], [0.0, 0.0, 0.0], [3.0, -2.0, 1.0]])
-    cases: list[tuple[torch.Tensor, tuple, dict]] = [
-        (torch.randn(4, 5, generator=gen), (1,), {}),
-        (torch.randn(4, 5, generator=gen), (0,), {}),
-        (big, (-1,), {}),
-        (torch.randn(2, 3, 4, generator=gen), (1,), {}),
-    ]
-    if thorough:
-        cases += [
-            (big.T.contiguous(), (0,), {}),
-            (10 * torch.randn(3, 4, 5, generator=gen, dtype=torch.float64), (-2,), {}),
-            (big.double() * 10, (1,), {}),
-            (torch.randn(7, generator=gen), (0,), {}),
-            (torch.tensor([[float("-inf"), 0.0, 1.0], [2.0, float("-inf"), 2.0]]), (1,), {}),
-            (torch.randn(2, 3, 4, generator=gen) + 500, (0,), {}),
-            (torch.randn(3, 5, generator=gen), (), {"dim": -1}),
-        ]
-        dev = _accelerator()
-        if dev is not None:
-            cases.append((big.to(dev), (1,), {}))
-    return cases
-
 
 def _softmax_concepts(n: str) -> dict[str, str]:
     return {
         "value": (f"{n} must normalise along the given dim only (each slice along `dim` sums "
                   "to 1); negative dims count from the end, and `dim` may be passed by keyword"),
+        "nonfinite": (f"{n} must follow torch on ±inf and NaN: a -inf logit (a masked position) "
+                      "gets probability 0 and the others share all of it, while a slice holding "
+                      "NaN or +inf is NaN throughout. Shift by the maximum along dim (amax "
+                      "propagates NaN) and do not replace NaN or inf by other numbers"),
         "overflow": (f"{n} gives NaN or inf on extreme logits: exp(1000) overflows to inf "
                      "(inf/inf = NaN), and a slice whose exps all underflow to 0 gives 0/0 = NaN. "
                      "Subtract the maximum along dim (keepdim=True; not the max of the whole "
@@ -327,98 +336,118 @@ def _softmax_concepts(n: str) -> dict[str, str]:
     }
 
 
-def softmax(fn: Fn, *, thorough: bool = False, hidden: bool = False, seed: int = 0) -> None:
-    """``fn(x, dim)`` must equal ``F.softmax(x, dim)``, stable on large logits."""
-    __tracebackhide__ = True
-    _guard(fn, "softmax", ["softmax", "Softmax", "_softmax"])
-    _run(fn, _softmax, _softmax_cases(thorough, seed), name="softmax", hidden=hidden, seed=seed,
-         concepts=_softmax_concepts("softmax"), elementwise=False)
+softmax = _check("softmax", _softmax_cases, _softmax_concepts("softmax"),
+                 own=["softmax", "Softmax", "_softmax"], swaps=("log_softmax",), elementwise=False,
+                 doc="``fn(x, dim)`` must equal ``F.softmax(x, dim)``, stable on large logits.")
 
-
-def log_softmax(fn: Fn, *, thorough: bool = False, hidden: bool = False, seed: int = 0) -> None:
-    """``fn(x, dim)`` must equal ``F.log_softmax(x, dim)``, finite where torch's is."""
-    __tracebackhide__ = True
-    _guard(fn, "log_softmax", ["log_softmax", "LogSoftmax", "_log_softmax"])
-    concepts = _softmax_concepts("log_softmax")
-    concepts["overflow"] = (
-        "log_softmax gives -inf or NaN on extreme logits where torch's is finite: log(softmax(x)) "
-        "takes log(0) once a probability underflows. Use the log-sum-exp trick: "
-        "x - m - log(sum(exp(x - m))) with m the max along dim (keepdim=True)")
-    _run(fn, _log_softmax, _softmax_cases(thorough, seed), name="log_softmax", hidden=hidden,
-         seed=seed, concepts=concepts, elementwise=False)
+_LSM = _softmax_concepts("log_softmax")
+_LSM["overflow"] = (
+    "log_softmax gives -inf or NaN on extreme logits where torch's is finite: log(softmax(x)) "
+    "takes log(0) once a probability underflows. Use the log-sum-exp trick: "
+    "x - m - log(sum(exp(x - m))) with m the max along dim (keepdim=True)")
+log_softmax = _check("log_softmax", _softmax_cases, _LSM,
+                     own=["log_softmax", "LogSoftmax", "_log_softmax"], swaps=("softmax",),
+                     elementwise=False,
+                     doc="``fn(x, dim)`` must equal ``F.log_softmax(x, dim)``, finite where torch's is.")
 
 
 # --- a custom autograd.Function ------------------------------------------------------------------
 
-def relu_function(cls: Any, *, thorough: bool = False, hidden: bool = False, seed: int = 0) -> None:
-    """``cls`` must be an ``autograd.Function`` whose own forward/backward reproduce ``F.relu``."""
-    __tracebackhide__ = True
-    name = "ReLUFunction"
-    require(isinstance(cls, type) and issubclass(cls, torch.autograd.Function),
-            "ReLUFunction must be a class that subclasses torch.autograd.Function",
-            f"got {cls!r}", hidden)
-    for meth in ("forward", "backward"):
-        require(isinstance(vars(cls).get(meth), staticmethod),
-                f"ReLUFunction must define its own `{meth}` as a @staticmethod taking ctx first",
-                f"{meth} is missing or not a staticmethod", hidden)
-    for meth in ("forward", "backward"):
-        _guard(vars(cls)[meth].__func__, name, ["relu", "relu_", "ReLU", "threshold", "Threshold"])
+def _relu_fn_inputs(thorough: bool, seed: int) -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     xs = [torch.tensor(_SPECIAL), 3 * torch.randn(4, 5, generator=gen)]
     if thorough:
-        xs += [torch.randn(2, 3, 4, generator=gen, dtype=torch.float64), torch.tensor(0.0)]
-        dev = _accelerator()
-        xs += [xs[1].to(dev)] if dev is not None else []
-    for x in xs:
-        shown = f"x of shape {tuple(x.shape)}, dtype {x.dtype}"
-        x_in = x.clone().requires_grad_(True)
-        with tripwire(_TRIP, name, _HINT):
-            y = call(cls.apply, x_in, name="ReLUFunction.apply", hidden=hidden)
-        require(_equal(x_in.detach(), x), "ReLUFunction.forward must not modify its input "
-                "(return a new tensor, not x.clamp_(...) or x[x < 0] = 0)", shown, hidden)
-        require(isinstance(y, torch.Tensor), "ReLUFunction.forward must return a tensor",
-                f"it returned {type(y).__name__}", hidden)
-        require(y.grad_fn is not None and isinstance(y.grad_fn, cls._backward_cls),
+        xs += [torch.randn(2, 3, 4, generator=gen, dtype=torch.float64), torch.tensor(0.0),
+               (3 * torch.randn(3, 4, generator=gen)).half()]
+    return xs
+
+
+def _relu_fn_scenario(cls: Any, *, thorough: bool = False, seed: int = 0) -> dict:
+    """Facts about the class, then per input: the result of ``apply``, whether it modified its
+    input, whether autograd recorded the class's own backward, and the gradient it returns."""
+    is_class = isinstance(cls, type)
+    facts: dict[str, Any] = {
+        "is_function": is_class and issubclass(cls, torch.autograd.Function),
+        "static": [is_class and isinstance(vars(cls).get(m), staticmethod)
+                   for m in ("forward", "backward")],
+        "cases": []}
+    if not facts["is_function"] or not all(facts["static"]):
+        return facts
+    device, own = check_device(), getattr(cls, "_backward_cls", None)
+    with swapped_globals(cls, {"relu": _REF["relu"]}), tripwire(_TRIP):
+        for i, x in enumerate(_relu_fn_inputs(thorough, seed)):
+            (xd,) = place([x], device)
+            x_in = xd.clone().requires_grad_(True)
+            y = attempt(cls.apply, x_in, call="ReLUFunction.apply(x)")
+            rec = {"value": y, "device": str(xd.device), "unchanged": unchanged(xd, x_in),
+                   "own_backward": isinstance(y, torch.Tensor) and own is not None
+                   and isinstance(y.grad_fn, own), "grad": None}
+            if isinstance(y, torch.Tensor) and y.requires_grad and y.is_floating_point():
+                w = 3 * cotangent(y.shape, y.dtype, _grad_seed(seed, i)).to(y.device)
+                rec["grad"] = attempt(lambda y=y, x_in=x_in, w=w: torch.autograd.grad(
+                    y, x_in, grad_outputs=w, allow_unused=True)[0],
+                    call="ReLUFunction.backward (autograd calling it with a grad_output)")
+            facts["cases"].append(rec)
+    return facts
+
+
+def _relu_fn_verdict(facts: Any, *, thorough: bool = False, hidden: bool = False,
+                     seed: int = 0) -> None:
+    """``cls`` must be an ``autograd.Function`` whose own forward/backward reproduce ``F.relu``."""
+    name = "ReLUFunction"
+    require(isinstance(facts, dict) and facts.get("is_function") is True,
+            "ReLUFunction must be a class that subclasses torch.autograd.Function", None, hidden)
+    for meth, ok in zip(("forward", "backward"), facts.get("static") or [False, False], strict=False):
+        require(ok is True, f"ReLUFunction must define its own `{meth}` as a @staticmethod taking "
+                "ctx first", f"{meth} is missing or not a staticmethod", hidden)
+    xs = _relu_fn_inputs(thorough, seed)
+    records = facts.get("cases")
+    require(isinstance(records, list) and len(records) == len(xs),
+            "the grader got an incomplete record of ReLUFunction's results", None, hidden)
+    for i, (x, rec) in enumerate(zip(xs, records, strict=True)):
+        shown = show_inputs(x)
+        y = result_of(rec, x, exercise=name, concept="ReLUFunction.forward", shown=shown,
+                      hidden=hidden, inplace_concept=(
+                          "ReLUFunction.forward must not modify its input (return a new tensor, "
+                          "not x.clamp_(...) or x[x < 0] = 0)"))
+        require(rec.get("own_backward") is True,
                 "ReLUFunction.apply(x) must be differentiated by YOUR backward: return a tensor "
                 "computed in forward (autograd records the Function's own backward node)",
-                f"grad_fn is {type(y.grad_fn).__name__}", hidden)
-        same_tensor(y, _relu(x), "ReLUFunction.apply(x)", hidden=hidden,
-                    concept="ReLUFunction.forward must return x where x > 0 and 0 elsewhere, with "
-                            "x's shape, dtype and device")
-        w = torch.randn(y.shape, generator=gen, dtype=x.dtype).to(x.device) * 3
-        with tripwire(_TRIP, name, _HINT):
-            try:
-                (g,) = _grad((y * w).sum(), x_in, allow_unused=True)
-            except NotImplementedError:
-                raise CheckFailure("ReLUFunction.backward is not implemented yet") from None
-            except CheckFailure:
-                raise
-            except Exception as exc:
-                raise CheckFailure(f"ReLUFunction.backward raised {type(exc).__name__}: {exc}",
-                                   "backward(ctx, grad_output) must return one gradient per "
-                                   "forward input; keep what you need with "
-                                   "ctx.save_for_backward(...)", hidden) from None
+                f"grad_fn is {meta(rec['value']).get('grad_fn')}", hidden)
+        bad = mismatch(y, F.relu(x), x.dtype)
+        if bool(bad.any()):
+            fail_values(y, F.relu(x), bad, "ReLUFunction.forward must return x where x > 0 and 0 "
+                        "elsewhere, with x's shape, dtype and device", shown, hidden)
+        w = 3 * cotangent(x.shape, x.dtype, _grad_seed(seed, i))
+        g = expect(rec.get("grad"), name, "ReLUFunction.backward(ctx, grad_output): it must return "
+                   "one gradient per forward input; keep what you need with "
+                   "ctx.save_for_backward(...)", hidden=hidden)
         require(g is not None, "ReLUFunction.backward returned None for x: return the gradient",
                 shown, hidden)
+        require(isinstance(g, torch.Tensor) and tuple(g.shape) == tuple(x.shape),
+                "ReLUFunction.backward must return a gradient with x's shape", shown, hidden)
+        g = g.detach().cpu()
         expected = w * (x > 0)
-        if not _allclose(g, expected, rtol=1e-5, atol=1e-6):
-            if _allclose(g, w):
-                concept = ("ReLUFunction.backward passes grad_output through unmasked: zero it "
-                           "where the input was <= 0")
-            elif _allclose(g, (x > 0).to(g.dtype)) or _allclose(g, (x >= 0).to(g.dtype)):
-                concept = ("ReLUFunction.backward must MULTIPLY grad_output by the mask (chain "
-                           "rule), not return the mask alone")
-            elif _allclose(g, w * (x >= 0)):
-                concept = ("ReLUFunction.backward at exactly 0 must give 0, as torch does: mask "
-                           "with x > 0, not x >= 0")
-            else:
-                concept = "ReLUFunction.backward must return grad_output * (x > 0)"
-            same_tensor(g, expected, "the gradient from ReLUFunction.backward", hidden=hidden,
-                        concept=concept)
-    # gradcheck compares backward with finite differences (in float64, away from the kink at 0)
-    x = torch.randn(3, 4, generator=gen, dtype=torch.float64)
-    x = (x + 0.2 * x.sign()).requires_grad_(True)
-    with tripwire(_TRIP, name, _HINT):
-        ok = _gradcheck(cls.apply, (x,), eps=1e-6, atol=1e-5, raise_exception=False)
-    require(ok, "_gradcheck fails: ReLUFunction.backward does not match the finite-"
-            "difference slope of forward (in float64)", None, hidden)
+        bad = mismatch(g, expected, x.dtype)
+        if not bool(bad.any()):
+            continue
+        same = lambda other: not bool(mismatch(g, other.to(g.dtype), x.dtype).any())  # noqa: E731
+        if same(w):
+            concept = ("ReLUFunction.backward passes grad_output through unmasked: zero it "
+                       "where the input was <= 0")
+        elif same((x > 0).to(x.dtype)) or same((x >= 0).to(x.dtype)):
+            concept = ("ReLUFunction.backward must MULTIPLY grad_output by the mask (chain "
+                       "rule), not return the mask alone")
+        elif same(w * (x >= 0)):
+            concept = ("ReLUFunction.backward at exactly 0 must give 0, as torch does: mask "
+                       "with x > 0, not x >= 0")
+        else:
+            concept = "ReLUFunction.backward must return grad_output * (x > 0)"
+        fail_values(g, expected, bad, concept, f"the gradient, {shown}", hidden)
+
+
+relu_function = Check("activations.relu_function", "ReLUFunction", _relu_fn_scenario,
+                      _relu_fn_verdict, Delegation(_HINT, names=frozenset(
+                          ["relu", "relu_", "ReLU", "threshold", "Threshold"]),
+                          attrs=frozenset(_ACTIVATIONS)))
+relu_function.__doc__ = _relu_fn_verdict.__doc__

@@ -65,11 +65,11 @@ def _scenario(fn: Any, *, thorough: bool = False, seed: int = 0) -> dict:
     device = str(torch.empty(0, device=dev).device)
     results = []
     for case in _cases(thorough, seed, float64=dev.type != "mps"):
-        args = [t.to(dev) for t in (case.w, case.b, case.x, case.y)]
+        args = [t.to(dev, copy=True) for t in (case.w, case.b, case.x, case.y)]
         with tripwire(_TRIP):
             got = attempt(fn, *args, call=f"linear_mse_grads(<{case.shapes}>)")
-        unchanged = all(torch.equal(a.cpu(), t) for a, t in zip(args, (case.w, case.b, case.x, case.y),
-                                                                 strict=True))
+        inputs = (case.w, case.b, case.x, case.y)
+        unchanged = all(torch.equal(a.cpu(), t) for a, t in zip(args, inputs, strict=True))
         results.append({"result": got, "unchanged": unchanged})
     return {"device": device, "results": results}
 
@@ -94,7 +94,8 @@ def _verdict(data: dict, *, thorough: bool = False, hidden: bool = False, seed: 
     """``fn(w, b, x, y)`` must return autograd's ``(dL/dw, dL/db)`` for
     ``L = ((x @ w.T + b - y) ** 2).mean()``, with the inputs' dtype and device."""
     device = data["device"]
-    require(isinstance(device, str), "the check's record of linear_mse_grads is damaged", hidden=hidden)
+    require(isinstance(device, str), "the check's record of linear_mse_grads is damaged",
+            hidden=hidden)
     cases = _cases(thorough, seed, float64=not device.startswith("mps"))
     results = data["results"]
     require(isinstance(results, list) and len(results) == len(cases),
@@ -106,7 +107,8 @@ def _verdict(data: dict, *, thorough: bool = False, hidden: bool = False, seed: 
                      f"gradients for {where}", hidden=hidden)
         require(record["unchanged"] is True,
                 "linear_mse_grads must not modify its inputs (no in-place operations such as -=, "
-                "+= or .sub_() on w, b, x or y, nor on a name that refers to one of them)", where, hidden)
+                "+= or .sub_() on w, b, x or y, nor on a name that refers to one of them)", where,
+                hidden)
         require(isinstance(got, tuple | list) and len(got) == 2
                 and all(isinstance(g, torch.Tensor) for g in got),
                 "linear_mse_grads must return a pair of tensors (dw, db)",
@@ -146,7 +148,8 @@ def _verdict(data: dict, *, thorough: bool = False, hidden: bool = False, seed: 
                                "of elements, N * out_features"),
         ]
         for factor, concept in both:
-            if factor != 1.0 and _close(dw, exp_dw * factor, tol) and _close(db, exp_db * factor, tol):
+            scaled = _close(dw, exp_dw * factor, tol) and _close(db, exp_db * factor, tol)
+            if factor != 1.0 and scaled:
                 raise CheckFailure(concept, where, hidden)
         if n_in == n_out and _close(dw, exp_dw.T, tol):
             raise CheckFailure("dw is transposed: the gradient of w has w's shape (out, in), "
@@ -159,7 +162,8 @@ def _verdict(data: dict, *, thorough: bool = False, hidden: bool = False, seed: 
             raise CheckFailure("dw is wrong: with G = dL/dpred = 2 * (pred - y) / (N * out), "
                                "dL/dw = G.T @ x", f"{where}: {_diff(dw, exp_dw)}", hidden)
         raise CheckFailure("db is wrong: with G = dL/dpred = 2 * (pred - y) / (N * out), "
-                           "dL/db = G summed over the batch", f"{where}: {_diff(db, exp_db)}", hidden)
+                           "dL/db = G summed over the batch", f"{where}: {_diff(db, exp_db)}",
+                           hidden)
 
 
 def _diff(got: torch.Tensor, want: torch.Tensor) -> str:

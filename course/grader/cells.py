@@ -93,7 +93,7 @@ class Rebuilt:
 
 
 def _stub(cell: Any) -> str:
-    from ..grading_config import CODE_STUB
+    from .config import CODE_STUB
 
     return CODE_STUB if cell.get("cell_type") == "code" else "YOUR ANSWER HERE"
 

@@ -37,17 +37,34 @@ def configure(c: Any, root: Path) -> None:
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
     c.ClearSolutions.code_stub = {"python": CODE_STUB}
     c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
-    c.Execute.timeout = CELL_TIMEOUT
-    # A kernel that ignores SIGINT never answers an interrupt: kill it on timeout instead.
-    c.Execute.interrupt_on_timeout = False
-    c.Execute.kernel_name = "python3"
     c.LimitOutput.max_lines = 200
     c.LimitOutput.max_traceback = 60
-    # Feedback must never show hidden tests: strip them (and their tracebacks) before rendering.
+    stages = "course.grader.preprocessors"
+    # Release: nbgrader's own stages, then the course's extras (badges, Colab cell, self-check).
+    c.GenerateAssignment.preprocessors = [
+        f"nbgrader.preprocessors.{name}" for name in (
+            "IncludeHeaderFooter", "InstantiateTests", "LockCells", "ClearSolutions", "ClearOutput",
+            "CheckCellMetadata", "ComputeChecksums", "SaveCells", "ClearHiddenTests",
+            "ClearMarkScheme", "ComputeChecksums", "CheckCellMetadata")
+    ] + [f"{stages}.release_extras.AddReleaseExtras"]
+    c.AddReleaseExtras.course_root = str(root)
+    # Autograde: no kernel runs the submission. The judged run rebuilds it from the source, runs
+    # the student's code in the sandbox and judges; nbgrader then records the grades as usual.
+    c.Autograde.sanitize_preprocessors = []
+    c.Autograde.autograde_preprocessors = [
+        f"{stages}.judged_run.JudgedRun",
+        "nbgrader.preprocessors.LimitOutput",
+        "nbgrader.preprocessors.SaveAutoGrades",
+        "nbgrader.preprocessors.AssignLatePenalties",
+        f"{stages}.judge_comments.SaveJudgeComments",
+        "nbgrader.preprocessors.CheckCellMetadata",
+    ]
+    c.JudgedRun.course_root = str(root)
+    # Feedback: the judge's messages on top, hidden tests removed from test cells only.
     c.GenerateFeedback.preprocessors = [
         "nbgrader.preprocessors.GetGrades",
-        "course.grading.HideHiddenTracebacks",  # must run while the markers are still there
-        "nbgrader.preprocessors.ClearHiddenTests",
+        f"{stages}.feedback.HiddenTestsOut",
+        f"{stages}.feedback.ScoreTable",
         "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
     ]
 

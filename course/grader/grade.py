@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from . import cells, config
 from .execute import describe_answer_error, run_job
@@ -80,6 +79,10 @@ def read_notebook(path: Path) -> dict:
             "the assignment and copy your answers into it") from None
     from nbformat import from_dict
 
+    for cell in nb["cells"]:
+        text = cells.code_of(cell)
+        if isinstance(cell, dict) and text is not None:
+            cell["source"] = text  # nbformat's on-disk lists of lines, joined
     return from_dict(nb)
 
 

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from .._core import (Check, CheckFailure, Delegation, Opaque, Raised, attempt, expect, require,
                      same_tensor)
 from .._guards import tripwire
+from ._plain import dense
 
 __all__ = ["csv_dataset"]
 
@@ -157,7 +158,7 @@ def _scenario(cls: Any, *, thorough: bool = False, seed: int = 0) -> list[dict[s
                         lambda d=ds: [tuple(b) if isinstance(b, list) else b
                                       for b in DataLoader(d, batch_size=4)],
                         call=f"list(DataLoader({case.call()}, batch_size=4))")
-    return record
+    return dense(record)
 
 
 # --- verdict -------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from .._core import (Check, CheckFailure, Delegation, Raised, attempt, check_dev
                      require, same_tensor)
 from .._guards import tripwire
 from .._transcript import meta
+from ._plain import dense
 
 __all__ = ["in_memory_loader"]
 
@@ -109,7 +110,7 @@ def _scenario(cls: Any, *, thorough: bool = False, seed: int = 0) -> dict[str, A
         record["defaults"] = {
             "len": attempt(len, loader, call="len(InMemoryLoader(x, y))"),
             "batches": attempt(lambda: _epoch(loader, 7)[0], call="list(InMemoryLoader(x, y))")}
-    return record
+    return dense(record)
 
 
 # --- verdict -------------------------------------------------------------------------------------
@@ -239,10 +240,10 @@ def _verdict(record: Any, *, thorough: bool = False, hidden: bool = False, seed:
                 f"{text}: expected {exp_len}, got {length!r}", hidden)
         require(isinstance(entry["epochs"], list) and len(entry["epochs"]) == 2,
                 "the check could not read the loader's epochs", text, hidden)
-        for epoch, epoch_rec in enumerate(entry["epochs"]):
-            _check_epoch(epoch_rec, epoch, case, s, entry["device"], text, hidden)
         require(entry["inputs_unchanged"] is True, "the loader must not modify the tensors it was "
                 "given (shuffle the indices, not the data)", text, hidden)
+        for epoch, epoch_rec in enumerate(entry["epochs"]):
+            _check_epoch(epoch_rec, epoch, case, s, entry["device"], text, hidden)
     if thorough:
         defaults = record["defaults"]
         length = expect(defaults["len"], _EX, "the defaults batch_size=1, shuffle=False, "

@@ -111,6 +111,14 @@ def grad_of(t: Any) -> Any:
     return g.detach().clone() if _isinstance(g, torch.Tensor) else None
 
 
+def param_grad(module: Any, name: str) -> Any:
+    """``module.name.grad`` as data (None when there is none)."""
+    try:
+        return grad_of(getattr(module, name, None))
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def backward(out: Any, upstream: torch.Tensor, where: str) -> Raised | None:
     """``(out * upstream).sum().backward()`` on what the student returned."""
     def run() -> None:
@@ -209,14 +217,19 @@ def output(value: Any, exercise: str, concept: str, expected: torch.Tensor, wher
     return value
 
 
-def close(got: Any, expected: torch.Tensor, what: str, *, dev: str, hidden: bool,
-          concept: str | None = None, rtol: float = 1e-5, atol: float = 1e-6) -> None:
-    """``same_tensor`` for a result recorded on ``dev``: checked there, compared on the CPU."""
+def on_device(got: Any, dev: str, what: str, hidden: bool) -> None:
+    """A tensor, recorded on the device the scenario ran on (the input's device)."""
     require(_isinstance(got, torch.Tensor), f"{what} must be a torch.Tensor",
             f"got {getattr(got, 'type', type(got).__name__)}", hidden)
     recorded = torch.device(str(meta(got).get("device", "cpu"))).type
     require(recorded == torch.device(dev).type, f"{what} is on the wrong device",
             f"expected {dev}, got {recorded}: create results on the input's device", hidden)
+
+
+def close(got: Any, expected: torch.Tensor, what: str, *, dev: str, hidden: bool,
+          concept: str | None = None, rtol: float = 1e-5, atol: float = 1e-6) -> None:
+    """``same_tensor`` for a result recorded on ``dev``: checked there, compared on the CPU."""
+    on_device(got, dev, what, hidden)
     if torch.device(dev).type != "cpu":  # accelerators may sum in another order (or in TF32)
         rtol, atol = max(rtol, 1e-2), max(atol, 5e-3)
     same_tensor(got.detach().cpu(), expected.detach().cpu(), what, hidden=hidden, concept=concept,

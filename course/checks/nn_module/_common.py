@@ -76,14 +76,14 @@ def snapshot(t: Any) -> Any:
     return t
 
 
-def attr(obj: Any, name: str) -> Any:
+def attr(obj: Any, name: str, owner: str = "the module") -> Any:
     """``obj.name`` as data: a tensor copy, None, MISSING, or ``{"type": ...}`` for anything else."""
     try:
         value = getattr(obj, name)
     except AttributeError:
         return MISSING
     except Exception as exc:  # noqa: BLE001 - a student's property may raise anything
-        return Raised(f"reading .{name}", type(exc).__name__, str(exc)[:200])
+        return Raised(f"{owner}.{name}", type(exc).__name__, str(exc)[:200])
     if value is None:
         return None
     if isinstance(value, _Tensor):

@@ -14,8 +14,19 @@ from torch import nn
 
 from .._core import Check, CheckFailure, Delegation, Raised, attempt, expect, require, same_tensor
 from .._transcript import meta
-from ._common import attr, device, grad_of, is_module, live, named, plain_state, seeded, \
-    tolerances, type_name, watching
+from ._common import (
+    attr,
+    device,
+    grad_of,
+    is_module,
+    live,
+    named,
+    plain_state,
+    seeded,
+    tolerances,
+    type_name,
+    watching,
+)
 
 __all__ = ["Linear_forward", "Linear_parameters"]
 
@@ -36,6 +47,9 @@ _ND = ("Linear must accept inputs of shape (N, *, in_features), with any number 
        "dimensions, and return (N, *, out_features): torch.addmm takes 2-d inputs only, so flatten "
        "the leading dimensions (x.reshape(-1, in_features)) and restore them afterwards, or use "
        "x @ self.weight.T")
+_ND_CASE = ("inputs with extra leading dimensions, (N, *, in_features) → (N, *, out_features): "
+            "torch.addmm takes 2-d inputs only, so flatten the leading dimensions "
+            "(x.reshape(-1, in_features)) and restore them afterwards, or use x @ self.weight.T")
 
 
 def _call(fin: int, fout: int, bias: bool, style: int) -> tuple[tuple, dict, str]:
@@ -84,7 +98,7 @@ def _record_structure(m: Any, text: str) -> dict:
                     call=f"{text}.named_parameters()")
     state = attempt(lambda: [str(k) for k in m.state_dict()], call=f"{text}.state_dict()")
     return {"params": named(m, "named_parameters", f"{text}.named_parameters()"),
-            "requires_grad": flags, "weight": attr(m, "weight"), "bias": attr(m, "bias"),
+            "requires_grad": flags, "weight": attr(m, "weight", text), "bias": attr(m, "bias", text),
             "state_keys": state}
 
 
@@ -187,11 +201,11 @@ def _params_scenario(cls: Any, *, thorough: bool = False, seed: int = 0) -> list
         loaded = attempt(m.load_state_dict, _given_state(fin, fout, bias, s + 500), strict=True,
                          call=f"{text}.load_state_dict(<nn.Linear's state_dict>, strict=True)")
         rec["load"] = loaded if isinstance(loaded, Raised) else True
-        rec["after_load"] = {"weight": attr(m, "weight"), "bias": attr(m, "bias")}
+        rec["after_load"] = {"weight": attr(m, "weight", text), "bias": attr(m, "bias", text)}
         rec["exported"] = plain_state(attempt(m.state_dict, call=f"{text}.state_dict()"))
         if thorough:
             attempt(m.to, torch.float64, call=f"{text}.to(torch.float64)")
-            rec["float64_weight"] = attr(m, "weight")
+            rec["float64_weight"] = attr(m, "weight", text)
     return cases
 
 
@@ -350,7 +364,7 @@ def _forward_verdict(record: Any, *, thorough: bool = False, hidden: bool = Fals
         b = given["bias"].to(dtype).requires_grad_(True) if bias else None
         expected = _F_linear(x, w, b)
         (expected * g).sum().backward()
-        concept = _ND if len(shape) > 2 else _NO_BIAS if not bias else "the forward pass x @ weight.T + bias"
+        concept = _ND_CASE if len(shape) > 2 else _NO_BIAS if not bias else "the forward pass x @ weight.T + bias"
         out = expect(rec.get("out"), "Linear", concept, hidden=hidden)
         require(isinstance(out, torch.Tensor), "Linear's forward must return a tensor",
                 f"{where}: got {type_name(out)}", hidden)
