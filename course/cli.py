@@ -102,26 +102,33 @@ def _cmd_grade(args: argparse.Namespace) -> int:
 
 
 def _cmd_autograde(args: argparse.Namespace) -> int:
-    from .autograde import autograde
+    from .grader.autograde import autograde
+    from .grader.sandbox import SandboxUnavailable
 
     out = Path(args.out)
-    results = autograde(Path(args.submitted), out, assignments=args.assignment or None,
-                        students=args.student or None, force=args.force, jobs=args.jobs,
-                        progress=not args.quiet)
+    try:
+        results = autograde(Path(args.submitted), out, assignments=args.assignment or None,
+                            students=args.student or None, force=args.force, jobs=args.jobs,
+                            db_url=args.db, unsafe_no_sandbox=args.unsafe_no_sandbox,
+                            progress=not args.quiet)
+    except SandboxUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     by_status: dict[str, int] = {}
     for r in results:
         by_status[r["status"]] = by_status.get(r["status"], 0) + 1
     skipped = sum(1 for r in results if r.get("skipped"))
-    flagged = [r for r in results if r.get("integrity")]
     print(f"{len(results)} notebooks: " + ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
           + (f" ({skipped} unchanged, skipped)" if skipped else ""))
-    for r in flagged:
-        print(f"INTEGRITY {r['student']}/{r['assignment']}: {'; '.join(r['integrity'])}")
+    if args.unsafe_no_sandbox:
+        print("WARNING: graded WITHOUT a sandbox (--unsafe-no-sandbox): student code ran as you")
     for r in results:
+        for finding in r.get("integrity", []) + r.get("needs_look", []):
+            print(f"FLAG {r['student']}/{r['assignment']}: {finding}")
         if r["status"] == "error":
             print(f"ERROR {r['student']}/{r['assignment']}: {r.get('error')}")
     print(f"grades: {out / 'grades.csv'}   feedback: {out / 'feedback'}   "
-          f"integrity: {out / 'integrity.csv'}")
+          f"integrity: {out / 'integrity.csv'}   gradebook: formgrader / nbgrader export")
     return 0
 
 
@@ -200,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=max(1, min(4, os.cpu_count() or 1)),
                    help="notebooks graded at once (default: cores, at most 4)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--db", metavar="URL", help="gradebook database URL (default: the one in "
+                   "autograder/nbgrader_config.py; e.g. postgresql+psycopg://user@host/course)")
+    p.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="grade without a sandbox: student code runs as you (never for untrusted work)")
     p.set_defaults(func=_cmd_autograde)
 
     p = sub.add_parser("doctor", help="versions, device and data status")

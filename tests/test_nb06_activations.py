@@ -2,6 +2,7 @@
 
 import pytest
 from mutantkit import make_tests
+from nbharness import run_exercise
 
 pytestmark = pytest.mark.nb06
 
@@ -22,7 +23,7 @@ MUTANTS = {
         ("delegates at run time", """
             def relu(x):
                 return getattr(torch, "re" + "lu")(x)
-        """, "calls the pytorch reference"),
+        """, "it called torch.relu"),
         ("in place", """
             def relu(x):
                 x[x < 0] = 0
@@ -36,6 +37,18 @@ MUTANTS = {
             def relu(x):
                 return torch.where(x.detach() > 0, x.detach(), 0.0)
         """, "cut off from autograd"),
+        ("maps NaN to 0", """
+            def relu(x):
+                return torch.where(x > 0, x, torch.zeros_like(x))
+        """, "relu(nan) = nan"),
+        ("mask product: NaN at -inf", """
+            def relu(x):
+                return x * (x > 0)
+        """, "relu(-inf) = 0"),
+        ("float32 zeros promote float16", """
+            def relu(x):
+                return torch.where(x <= 0, torch.zeros(x.shape, device=x.device), x)
+        """, "(torch.float16 in, torch.float16 out)"),
     ],
     "leaky_relu": [
         ("slope on positives", """
@@ -62,6 +75,14 @@ MUTANTS = {
             def leaky_relu(x, negative_slope=0.01):
                 return torch.nn.functional.leaky_relu(x, negative_slope)
         """, "delegates"),
+        ("two halves: NaN becomes 0", """
+            def leaky_relu(x, negative_slope=0.01):
+                return torch.where(x > 0, x, 0.0) + negative_slope * torch.where(x <= 0, x, 0.0)
+        """, "nan stays nan"),
+        ("slope tensor in float32", """
+            def leaky_relu(x, negative_slope=0.01):
+                return x * torch.where(x > 0, 1.0, negative_slope)
+        """, "(torch.float16 in, torch.float16 out)"),
     ],
     "sigmoid": [
         ("exp over one plus exp", """
@@ -92,6 +113,26 @@ MUTANTS = {
             def sigmoid(x):
                 return x.sigmoid()
         """, "delegates"),
+        ("negative part as x minus positive: NaN at -inf", """
+            def sigmoid(x):
+                neg = torch.clamp(x, max=0)
+                pos = x - neg
+                return torch.exp(neg) / (torch.exp(neg) + torch.exp(-pos))
+        """, "sigmoid(-inf) = 0"),
+        ("positive part as x minus negative: NaN at +inf", """
+            def sigmoid(x):
+                pos = torch.where(x > 0, x, torch.zeros_like(x))
+                neg = x - pos
+                return torch.exp(neg) / (torch.exp(neg) + torch.exp(-pos))
+        """, "inf - inf = nan"),
+        ("float16 upcast", """
+            def sigmoid(x):
+                if x.dtype in (torch.float16, torch.bfloat16):
+                    x = x.float()
+                zero = torch.zeros_like(x)
+                pos, neg = torch.where(x > 0, x, zero), torch.where(x > 0, zero, x)
+                return torch.exp(neg) / (torch.exp(neg) + torch.exp(-pos))
+        """, "do not convert with .float()"),
     ],
     "tanh": [
         ("exp ratio", """
@@ -114,6 +155,15 @@ MUTANTS = {
             def tanh(x):
                 return 2 * torch.sigmoid(2 * x) - 1
         """, "delegates"),
+        ("float32 ones promote float16", """
+            def tanh(x):
+                return 2 * sigmoid(2 * x) - torch.ones(x.shape, device=x.device)
+        """, "(torch.float16 in, torch.float16 out)"),
+        ("sign times |x| formula: NaN at inf", """
+            def tanh(x):
+                e = torch.exp(-2 * torch.where(x >= 0, x, -x))
+                return torch.where(x >= 0, 1.0, -1.0).to(x.dtype) * (1 - e) / (1 + e) + 0 * x
+        """, "tanh(±inf) = ±1"),
     ],
     "softmax": [
         ("no max subtraction", """
@@ -144,6 +194,19 @@ MUTANTS = {
             def softmax(x, dim):
                 return torch.exp(x - torch.logsumexp(x, dim, keepdim=True))
         """, "delegates"),
+        ("upcasts float16 to float32", """
+            def softmax(x, dim):
+                if x.dtype == torch.float16:
+                    x = x.float()  # 'safer' in float32, but the result must stay float16
+                e = torch.exp(x - x.amax(dim=dim, keepdim=True))
+                return e / e.sum(dim=dim, keepdim=True)
+        """, "(torch.float16 in, torch.float16 out)"),
+        ("NaN and inf replaced first", """
+            def softmax(x, dim):
+                x = torch.nan_to_num(x)
+                e = torch.exp(x - x.amax(dim=dim, keepdim=True))
+                return e / e.sum(dim=dim, keepdim=True)
+        """, "nan or +inf is nan throughout"),
     ],
     "log_softmax": [
         ("log of softmax", """
@@ -168,6 +231,18 @@ MUTANTS = {
             def log_softmax(x, dim):
                 return F.log_softmax(x, dim)
         """, "delegates"),
+        ("computes in float32", """
+            def log_softmax(x, dim):
+                x = x.float()
+                shifted = x - x.amax(dim=dim, keepdim=True)
+                return shifted - torch.log(torch.exp(shifted).sum(dim=dim, keepdim=True))
+        """, "keep the input's dtype"),
+        ("masked logits clamped", """
+            def log_softmax(x, dim):
+                x = x.clamp(min=-1e4)  # no -inf, please
+                shifted = x - x.amax(dim=dim, keepdim=True)
+                return shifted - torch.log(torch.exp(shifted).sum(dim=dim, keepdim=True))
+        """, "a -inf logit (a masked position)"),
     ],
     "ReLUFunction": [
         ("backward unmasked", """
@@ -243,9 +318,117 @@ MUTANTS = {
                     (x,) = ctx.saved_tensors
                     return grad_output * (x < 0)
         """, "grad_output * (x > 0)"),
+        ("backward returns None", """
+            class ReLUFunction(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x):
+                    return torch.where(x > 0, x, torch.zeros_like(x))
+                @staticmethod
+                def backward(ctx, grad_output):
+                    return None
+        """, "returned none"),
+        ("forward differentiated by autograd, not by backward", """
+            class ReLUFunction(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x):
+                    return x
+                @staticmethod
+                def backward(ctx, grad_output):
+                    return grad_output
+        """, "x where x > 0 and 0 elsewhere"),
+    ],
+}
+
+CORRECT = {
+    "relu": [
+        ("torch's threshold rule, scalar 0", """
+            def relu(x):
+                return torch.where(x <= 0, 0.0, x)
+        """),
+        ("masked_fill", """
+            def relu(x):
+                return x.masked_fill(x <= 0, 0)
+        """),
+    ],
+    "leaky_relu": [
+        ("slope branch first", """
+            def leaky_relu(x, negative_slope=0.01):
+                return torch.where(x <= 0, x * negative_slope, x)
+        """),
+    ],
+    "sigmoid": [
+        ("textbook split on the sign", """
+            def sigmoid(x):
+                e = torch.exp(torch.where(x > 0, -x, x))  # exp(-|x|), without abs()
+                return torch.where(x > 0, 1 / (1 + e), e / (1 + e))
+        """),
+        ("computed in float32, returned in the input's dtype", """
+            def sigmoid(x):
+                x32 = x.float()
+                e = torch.exp(torch.where(x32 > 0, -x32, x32))
+                return torch.where(x32 > 0, 1 / (1 + e), e / (1 + e)).to(x.dtype)
+        """),
+    ],
+    "tanh": [
+        ("from exp(-2|x|), without sigmoid", """
+            def tanh(x):
+                a = torch.where(x >= 0, x, -x)
+                e = torch.exp(-2 * a)
+                t = (1 - e) / (1 + e)
+                return torch.where(x >= 0, t, -t)
+        """),
+    ],
+    "softmax": [
+        ("exp(x - logsumexp), log-sum-exp by hand", """
+            def softmax(x, dim):
+                m = x.amax(dim=dim, keepdim=True)
+                lse = m + torch.log(torch.exp(x - m).sum(dim=dim, keepdim=True))
+                return torch.exp(x - lse)
+        """),
+    ],
+    "log_softmax": [
+        ("x - max - log(sum(exp))", """
+            def log_softmax(x, dim):
+                m = x.amax(dim=dim, keepdim=True)
+                return x - m - torch.log(torch.exp(x - m).sum(dim=dim, keepdim=True))
+        """),
+        ("JAX style: a detached, finite shift", """
+            def log_softmax(x, dim):
+                m = x.amax(dim=dim, keepdim=True).detach()
+                m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+                shifted = x - m
+                return shifted - torch.log(torch.exp(shifted).sum(dim=dim, keepdim=True))
+        """),
+    ],
+    "ReLUFunction": [
+        ("mask kept on ctx, clamp in forward", """
+            class ReLUFunction(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x):
+                    ctx.mask = x > 0
+                    return x.clamp(min=0)
+                @staticmethod
+                def backward(ctx, grad_output):
+                    return grad_output.masked_fill(~ctx.mask, 0)
+        """),
     ],
 }
 
 (test_solution_passes, test_mutant_loses_points, test_every_exercise_has_mutants,
  test_correct_variant_passes) = make_tests(
-    "06_activations", MUTANTS)
+    "06_activations", MUTANTS, CORRECT)
+
+_WRONG_SIGMOID = """
+def sigmoid(x):
+    return 1 / (1 + torch.exp(-x))  # its gradient is NaN at x = -1e4
+"""
+
+
+@pytest.mark.parametrize("mode", ["split", "inline"])
+def test_a_wrong_sigmoid_is_charged_to_sigmoid_only(mode: str) -> None:
+    """tanh written with the student's sigmoid keeps its points when only sigmoid is wrong."""
+    wrong = run_exercise("06_activations", "sigmoid", _WRONG_SIGMOID, mode=mode)
+    assert wrong.points < wrong.max_points
+    tanh = _WRONG_SIGMOID + "\ndef tanh(x):\n    return 2 * sigmoid(2 * x) - 1\n"
+    outcome = run_exercise("06_activations", "tanh", tanh, mode=mode)
+    assert outcome.points == outcome.max_points > 0, outcome.messages

@@ -521,3 +521,56 @@ CORRECT = {
 (test_solution_passes, test_mutant_loses_points, test_every_exercise_has_mutants,
  test_correct_variant_passes) = make_tests(
     "10_data", MUTANTS, CORRECT)
+
+
+class _Garbage:
+    """Answers nothing sensible: every call returns an object that is not what was asked for."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        return {"row": i}
+
+    def __iter__(self):
+        return iter([[1, 2], "batch", None])
+
+
+def _raises(*args, **kwargs):
+    raise ValueError("no")
+
+
+@pytest.mark.parametrize("name", ["csv_dataset", "in_memory_loader", "channel_mean_std"])
+@pytest.mark.parametrize("answer", [_Garbage, _raises, lambda *a, **k: None, int],
+                         ids=["garbage", "raises", "none", "int"])
+def test_scenarios_survive_any_answer(name, answer):
+    """A scenario records whatever happens (never stops), and the verdict turns it into feedback."""
+    from course.checks import data as check
+    from course.checks._core import CheckFailure
+    from course.checks._transcript import roundtrip
+
+    found = getattr(check, name)
+    record = found.record([answer], {"thorough": True, "seed": 3})
+    assert "failed" not in record, record
+    with pytest.raises(CheckFailure) as failure:
+        found.judge(roundtrip(record), {"thorough": True, "hidden": False, "seed": 3})
+    assert "cannot read" not in str(failure.value), str(failure.value)
+
+
+def test_mnist_reference_constants():
+    """The verdict's MNIST statistics are torch.std_mean over the verified training split."""
+    import torch
+
+    import course
+    from course.checks.data import stats
+
+    try:
+        images, _ = course.data.load_split("MNIST", train=True)
+    except course.data.DataMissingError:
+        pytest.skip("MNIST is not on this machine (`course data`)")
+    std, mean = torch.std_mean(images.double() / 255, correction=0)
+    assert abs(mean.item() - stats.MNIST_MEAN) < 1e-10
+    assert abs(std.item() - stats.MNIST_STD) < 1e-10

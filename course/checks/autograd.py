@@ -93,19 +93,23 @@ def _close(a: torch.Tensor, e: torch.Tensor, tol: tuple[float, float]) -> bool:
 def _verdict(data: dict, *, thorough: bool = False, hidden: bool = False, seed: int = 0) -> None:
     """``fn(w, b, x, y)`` must return autograd's ``(dL/dw, dL/db)`` for
     ``L = ((x @ w.T + b - y) ** 2).mean()``, with the inputs' dtype and device."""
-    device = data["device"]
+    require(isinstance(data, dict), "the check's record of linear_mse_grads is damaged",
+            hidden=hidden)
+    device = data.get("device")
     require(isinstance(device, str), "the check's record of linear_mse_grads is damaged",
             hidden=hidden)
     cases = _cases(thorough, seed, float64=not device.startswith("mps"))
-    results = data["results"]
+    results = data.get("results")
     require(isinstance(results, list) and len(results) == len(cases),
             "the check's record of linear_mse_grads is incomplete", hidden=hidden)
     for case, record in zip(cases, results, strict=True):
         (n, n_in), n_out = tuple(case.x.shape), case.w.shape[0]
         where = case.shapes
-        got = expect(record["result"], "linear_mse_grads",
+        require(isinstance(record, dict), "the check's record of linear_mse_grads is incomplete",
+                hidden=hidden)
+        got = expect(record.get("result"), "linear_mse_grads",
                      f"gradients for {where}", hidden=hidden)
-        require(record["unchanged"] is True,
+        require(record.get("unchanged") is True,
                 "linear_mse_grads must not modify its inputs (no in-place operations such as -=, "
                 "+= or .sub_() on w, b, x or y, nor on a name that refers to one of them)", where,
                 hidden)

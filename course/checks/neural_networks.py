@@ -108,10 +108,11 @@ def _neuron_verdict(data: dict, *, thorough: bool = False, hidden: bool = False,
                     seed: int = 0) -> None:
     """``fn(x, w, b, activation)`` must equal ``activation(x @ w + b)`` for (in,) and (N, in) x,
     with x's dtype and device, calling the activation it was given."""
-    device = data["device"]
+    require(isinstance(data, dict), "the check's record of neuron is damaged", hidden=hidden)
+    device = data.get("device")
     require(isinstance(device, str), "the check's record of neuron is damaged", hidden=hidden)
     cases = _neuron_cases(thorough, seed, float64=not device.startswith("mps"))
-    results = data["results"]
+    results = data.get("results")
     require(isinstance(results, list) and len(results) == len(cases),
             "the check's record of neuron is incomplete", hidden=hidden)
     for case, record in zip(cases, results, strict=True):
@@ -120,8 +121,10 @@ def _neuron_verdict(data: dict, *, thorough: bool = False, hidden: bool = False,
         expected = act(z0 + case.b)
         where = (f"{case.call()} with dtype {case.x.dtype}: expected e.g. "
                  f"{[round(v, 4) for v in expected.flatten()[:3].tolist()]}")
-        got = expect(record["result"], "neuron", case.probe, hidden=hidden)
-        require(record["unchanged"] is True,
+        require(isinstance(record, dict), "the check's record of neuron is incomplete",
+                hidden=hidden)
+        got = expect(record.get("result"), "neuron", case.probe, hidden=hidden)
+        require(record.get("unchanged") is True,
                 "neuron must not modify its inputs x and w (no in-place operations on them)",
                 case.call(), hidden)
         require(isinstance(got, torch.Tensor), "neuron must return a tensor",
@@ -351,13 +354,14 @@ def _xor_verdict(data: dict, *, thorough: bool = False, hidden: bool = False,
                  seed: int = 0) -> None:
     """``fn(seed)`` must return a module giving (N, 1) logits, right on all four XOR points for
     every seed tried, the same for the same seed and different for different seeds."""
-    sig = data["signature"]
+    require(isinstance(data, dict), _INCOMPLETE, hidden=hidden)
+    sig = data.get("signature")
     default = sig.get("seed_default") if isinstance(sig, dict) else None
     require(type(default) is int and default == 0,
             "train_xor_mlp must take the argument `seed` with default 0: def train_xor_mlp(seed=0)",
             f"its parameters are {sig.get('params') if isinstance(sig, dict) else '?'}", hidden)
     plan = _xor_plan(thorough, seed)
-    runs = data["runs"]
+    runs = data.get("runs")
     require(isinstance(runs, list) and 0 < len(runs) <= len(plan), _INCOMPLETE, hidden=hidden)
     logits = []
     for i, (s, run) in enumerate(zip(plan, runs, strict=False)):

@@ -9,6 +9,11 @@ from it. The database is SQLite by default or any SQLAlchemy URL (PostgreSQL wit
 
 from __future__ import annotations
 
+import warnings
+
+# nbgrader's session handling trips SQLAlchemy 2's autoflush warnings; they are not ours to fix.
+warnings.filterwarnings("ignore", message=".*not in session.*")
+
 import csv
 import datetime as dt
 import os
@@ -29,8 +34,9 @@ def ensure_assignments(db_url: str, assignments: list[str], root: Path) -> None:
     from nbgrader.api import Gradebook, MissingEntry
 
     from .config import COURSE_ID
-    from .release import release
+    from .release import _bin_on_path, release
 
+    _bin_on_path()  # nbgrader runs `alembic` when it creates a gradebook
     missing = []
     with Gradebook(db_url, COURSE_ID) as gb:
         for name in assignments:

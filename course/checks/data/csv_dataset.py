@@ -17,8 +17,17 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from .._core import (Check, CheckFailure, Delegation, Opaque, Raised, attempt, expect, require,
-                     same_tensor)
+from .._core import (
+    Check,
+    CheckFailure,
+    Delegation,
+    Opaque,
+    Raised,
+    attempt,
+    expect,
+    require,
+    same_tensor,
+)
 from .._guards import tripwire
 from ._plain import dense
 
@@ -105,14 +114,14 @@ _TRIP = [(TensorDataset, "__getitem__")]
 def _items_from_memory(ds: Any, case: _Case, path: str) -> dict[str, Any]:
     """Every item with the file moved away; an item that fails is retried with the file back."""
     moved = path + ".moved"
-    os.rename(path, moved)
+    if os.path.exists(path):
+        os.replace(path, moved)
     try:
-        with tripwire(_TRIP):
-            items = [attempt(operator.getitem, ds, i, call=f"{case.call()}[{i}]")
-                     for i in range(case.rows)]
+        items = [attempt(operator.getitem, ds, i, call=f"{case.call()}[{i}]")
+                 for i in range(case.rows)]
     finally:
         if os.path.exists(moved):
-            os.rename(moved, path)
+            os.replace(moved, path)
     failed = next((i for i, item in enumerate(items) if isinstance(item, Raised)), None)
     retry_ok = None
     if failed is not None and os.path.exists(path):
@@ -143,22 +152,27 @@ def _scenario(cls: Any, *, thorough: bool = False, seed: int = 0) -> list[dict[s
                 fh.write(case.text)
             entry: dict[str, Any] = {}
             record.append(entry)
-            ds = attempt(cls, path, case.label, call=case.call())
-            entry["init"] = ds if isinstance(ds, Raised) else None
-            if entry["init"] is not None:
-                continue
-            entry["is_dataset"] = isinstance(ds, Dataset)
-            entry["defines_getitem"] = getattr(type(ds), "__getitem__", None) is not Dataset.__getitem__
-            entry["len"] = attempt(len, ds, call=f"len({case.call()})")
-            entry.update(_items_from_memory(ds, case, path))
-            entry["transformed"] = _transformed(cls, case, path)
-            if thorough or k == 0:
-                with tripwire(_TRIP), torch.random.fork_rng(devices=[]):
-                    entry["batches"] = attempt(
-                        lambda d=ds: [tuple(b) if isinstance(b, list) else b
-                                      for b in DataLoader(d, batch_size=4)],
-                        call=f"list(DataLoader({case.call()}, batch_size=4))")
+            with tripwire(_TRIP):
+                _record_case(cls, case, path, entry, batches=thorough or k == 0)
     return dense(record)
+
+
+def _record_case(cls: Any, case: _Case, path: str, entry: dict[str, Any], batches: bool) -> None:
+    ds = attempt(cls, path, case.label, call=case.call())
+    entry["init"] = ds if isinstance(ds, Raised) else None
+    if entry["init"] is not None:
+        return
+    entry["is_dataset"] = isinstance(ds, Dataset)
+    entry["defines_getitem"] = getattr(type(ds), "__getitem__", None) is not Dataset.__getitem__
+    entry["len"] = attempt(len, ds, call=f"len({case.call()})")
+    entry.update(_items_from_memory(ds, case, path))
+    entry["transformed"] = _transformed(cls, case, path)
+    if batches:
+        with torch.random.fork_rng(devices=[]):  # a DataLoader draws a seed from the global RNG
+            entry["batches"] = attempt(
+                lambda: [tuple(b) if isinstance(b, list) else b
+                         for b in DataLoader(ds, batch_size=4)],
+                call=f"list(DataLoader({case.call()}, batch_size=4))")
 
 
 # --- verdict -------------------------------------------------------------------------------------

@@ -16,8 +16,17 @@ from typing import Any
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
-from .._core import (Check, CheckFailure, Delegation, Raised, attempt, check_device, expect,
-                     require, same_tensor)
+from .._core import (
+    Check,
+    CheckFailure,
+    Delegation,
+    Raised,
+    attempt,
+    check_device,
+    expect,
+    require,
+    same_tensor,
+)
 from .._guards import tripwire
 from .._transcript import meta
 from ._plain import dense
@@ -103,7 +112,7 @@ def _scenario(cls: Any, *, thorough: bool = False, seed: int = 0) -> dict[str, A
                     batches, more = (got, False) if isinstance(got, Raised) else got
                     entry["epochs"].append({"batches": batches, "endless": more,
                                             "generator": None if gen is None else _fingerprint(gen)})
-        entry["inputs_unchanged"] = all(torch.equal(a, b) for a, b in zip(tensors, originals))
+        entry["inputs_unchanged"] = all(torch.equal(a, b) for a, b in zip(tensors, originals, strict=True))
     if thorough:  # the defaults: batch_size=1, no shuffle, keep everything
         tensors = _tensors(5, False)
         loader = attempt(cls, *tensors, call="InMemoryLoader(x, y)")

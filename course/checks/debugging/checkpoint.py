@@ -172,12 +172,22 @@ def _judge_file(found: Any, state: dict[str, torch.Tensor], old: dict[str, torch
             "the file at `path` must hold the model's state_dict (parameters AND buffers such as "
             "BatchNorm's running statistics)",
             f"it holds {sorted(found)[:6] if isinstance(found, dict) else found}", hidden)
-    same = all(close(found[k], v, rtol=1e-5, atol=1e-6) for k, v in state.items())
-    if not same:
-        if old is not None and all(close(found[k], v, rtol=1e-5, atol=1e-6) for k, v in old.items()):
+    if not _same_state(found, state):
+        if old is not None and _same_state(found, old):
             fail(_STALE, detail, hidden)
         fail("the checkpoint at `path` does not hold the trained model's weights: "
              "torch.save(model.state_dict(), path)", detail, hidden)
+
+
+def _same_state(found: dict[str, Any], state: dict[str, torch.Tensor]) -> bool:
+    for k, v in state.items():
+        got = found.get(k)
+        if v.is_floating_point():
+            if not close(got, v, rtol=1e-5, atol=1e-6):
+                return False
+        elif not (isinstance(got, torch.Tensor) and got.dtype == v.dtype and torch.equal(got, v)):
+            return False
+    return True
 
 
 reload_trained = Check("debugging.reload_trained", _EX, _scenario, _verdict)

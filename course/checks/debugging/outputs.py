@@ -272,7 +272,7 @@ def _classifier_verdict(records: Any, *, thorough: bool = False, hidden: bool = 
             linear_only = ref[2](ref[0](x))
         out = run.get("outputs") if isinstance(run, dict) else None
         require(isinstance(out, torch.Tensor) and tuple(out.shape) == (64, c),
-                f"the model must map (N, in_features) to (N, num_classes) logits",
+                "the model must map (N, in_features) to (N, num_classes) logits",
                 f"{what} on a (64, {d}) batch gave {type_name(out)} "
                 f"{tuple(out.shape) if isinstance(out, torch.Tensor) else ''}", hidden)
         if close(out, logits, rtol=1e-4, atol=1e-5):

@@ -1,4 +1,5 @@
-"""Pictures for 01_neural_networks and 03_autograd. matplotlib is imported only when drawing."""
+"""Pictures for 01_neural_networks (and the autograd graph of 03_autograd). matplotlib is imported
+only when drawing."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Pictures the notebooks draw, one module per notebook (matplotlib is imported inside the functions)."""
