@@ -519,3 +519,39 @@ MUTANTS = {"Linear": LINEAR, "RunningMean": RUNNING_MEAN, "count_parameters": CO
  test_correct_variant_passes) = make_tests(
     "04_nn_module", MUTANTS,
     {"Linear": LINEAR_OK, "RunningMean": RUNNING_MEAN_OK, "count_parameters": COUNT_OK})
+
+
+# --- device rules, judged without an accelerator: the verdict reads where results were recorded ---
+
+def _solution_namespace() -> dict:
+    from nbharness import _exec, parts
+
+    ns: dict = {"__name__": "__main__"}
+    p = parts("04_nn_module")
+    for gid, src in [*p.setup, *p.answers.items()]:
+        _exec(src, f"04_nn_module:{gid}", ns)
+    return ns
+
+
+@pytest.mark.parametrize(("check_name", "answer", "phrase"), [
+    ("Linear_forward", "Linear", "on the input's device"),
+    ("RunningMean", "RunningMean", "module.to(device) must move running_mean"),
+])
+def test_results_left_on_the_cpu_fail_on_an_accelerator(check_name, answer, phrase):
+    """A record made on the CPU but claiming cuda: every result is on the wrong device."""
+    from course.checks import CheckFailure, nn_module
+    from course.checks import _transcript as tr
+
+    check = getattr(nn_module, check_name)
+    record = tr.roundtrip(check.record([_solution_namespace()[answer]], {}))
+    check.judge(record, {})  # as recorded (cpu): full marks
+    record["data"]["device"] = "cuda"
+    with pytest.raises(CheckFailure, match=phrase.replace("(", r"\(").replace(")", r"\)")):
+        check.judge(record, {})
+
+
+def test_no_float64_on_mps():
+    from course.checks.nn_module import linear
+
+    runs = linear._forward_runs(True, "mps")
+    assert all(dev == "cpu" for *_, dtype, dev, _style in runs if dtype == "float64")

@@ -106,7 +106,7 @@ MUTANTS = {
             def sigmoid(x):
                 x = x.float()
                 pos = torch.where(x > 0, x, torch.zeros_like(x))
-                neg = x - pos
+                neg = torch.where(x > 0, torch.zeros_like(x), x)
                 return torch.exp(neg) / (torch.exp(neg) + torch.exp(-pos))
         """, "keep the input's dtype"),
         ("delegates", """
@@ -206,7 +206,7 @@ MUTANTS = {
                 x = torch.nan_to_num(x)
                 e = torch.exp(x - x.amax(dim=dim, keepdim=True))
                 return e / e.sum(dim=dim, keepdim=True)
-        """, "nan or +inf is nan throughout"),
+        """, "a slice holding nan is nan throughout"),
     ],
     "log_softmax": [
         ("log of softmax", """
@@ -231,15 +231,16 @@ MUTANTS = {
             def log_softmax(x, dim):
                 return F.log_softmax(x, dim)
         """, "delegates"),
-        ("computes in float32", """
+        ("computes half precision in float32", """
             def log_softmax(x, dim):
-                x = x.float()
+                if x.dtype in (torch.float16, torch.bfloat16):
+                    x = x.float()
                 shifted = x - x.amax(dim=dim, keepdim=True)
                 return shifted - torch.log(torch.exp(shifted).sum(dim=dim, keepdim=True))
         """, "keep the input's dtype"),
-        ("masked logits clamped", """
+        ("NaN and inf replaced first", """
             def log_softmax(x, dim):
-                x = x.clamp(min=-1e4)  # no -inf, please
+                x = torch.nan_to_num(x)  # no inf or NaN, please
                 shifted = x - x.amax(dim=dim, keepdim=True)
                 return shifted - torch.log(torch.exp(shifted).sum(dim=dim, keepdim=True))
         """, "a -inf logit (a masked position)"),

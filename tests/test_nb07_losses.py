@@ -57,6 +57,77 @@ _CE_MIDDLE = """{logp}
         loss = (1 - label_smoothing) * loss + (label_smoothing / C) * smooth
 """
 
+CORRECT = {
+    "mse_loss": [
+        ("square and sum / numel", """
+            def mse_loss(pred, target, reduction="mean"):
+                diff = pred - target
+                loss = torch.square(diff)
+                if reduction == "mean":
+                    return loss.sum() / loss.numel()
+                elif reduction == "sum":
+                    return loss.sum()
+                elif reduction == "none":
+                    return loss
+                else:
+                    raise ValueError(reduction + " is not a valid value for reduction")
+        """),
+    ],
+    "binary_cross_entropy_with_logits": [
+        ("logaddexp", _bce("""
+    loss = (1 - target) * logits + torch.logaddexp(torch.zeros_like(logits), -logits)
+""")),
+        ("torch.maximum for the shift (its tie gradient cancels)", _bce("""
+    m = torch.maximum(-logits, torch.zeros_like(logits))
+    loss = (1 - target) * logits + m + torch.log(torch.exp(-m) + torch.exp(-logits - m))
+""")),
+    ],
+    "cross_entropy": [
+        ("soft-target form with one_hot by comparison and torch.logsumexp", """
+            def cross_entropy(logits, target, weight=None, reduction="mean", ignore_index=-100,
+                              label_smoothing=0.0):
+                if reduction not in ("none", "mean", "sum"):
+                    raise ValueError(reduction)
+                C = logits.shape[1]
+                shape = [1, C] + [1] * (logits.dim() - 2)
+                log_p = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+                valid = target != ignore_index
+                classes = torch.arange(C, device=logits.device).view(shape)
+                one_hot = (target.unsqueeze(1) == classes).to(logits.dtype)
+                q = (1 - label_smoothing) * one_hot + label_smoothing / C
+                w = torch.ones(C, dtype=logits.dtype, device=logits.device) if weight is None else weight
+                loss = -(q * w.view(shape) * log_p).sum(dim=1)
+                loss = torch.where(valid, loss, torch.zeros_like(loss))
+                if reduction == "none":
+                    return loss
+                if reduction == "sum":
+                    return loss.sum()
+                return loss.sum() / (one_hot * w.view(shape)).sum(dim=1)[valid].sum()
+        """),
+        ("gather on a hand-made log-softmax, masked_fill for ignored targets", """
+            def cross_entropy(logits, target, weight=None, reduction="mean", ignore_index=-100,
+                              label_smoothing=0.0):
+                if reduction not in ("none", "mean", "sum"):
+                    raise ValueError(f"{reduction} is not a valid value for reduction")
+                C = logits.shape[1]
+                m = logits.amax(dim=1, keepdim=True)
+                log_p = logits - m - torch.log(torch.exp(logits - m).sum(dim=1, keepdim=True))
+                ignored = target == ignore_index
+                idx = target.masked_fill(ignored, 0)
+                if weight is None:
+                    weight = logits.new_ones(C)
+                w = weight[idx].masked_fill(ignored, 0)
+                nll = -log_p.gather(1, idx.unsqueeze(1)).squeeze(1)
+                smooth = -(log_p * weight.view(1, C, *([1] * (logits.dim() - 2)))).sum(dim=1)
+                loss = ((1 - label_smoothing) * nll * w
+                        + label_smoothing / C * smooth.masked_fill(ignored, 0))
+                if reduction == "none":
+                    return loss
+                return loss.sum() if reduction == "sum" else loss.sum() / w.sum()
+        """),
+    ],
+}
+
 MUTANTS = {
     "mse_loss": [
         ("mean over the batch only", """
@@ -95,7 +166,7 @@ MUTANTS = {
         ("delegates through a module", """
             def mse_loss(pred, target, reduction="mean"):
                 return getattr(nn, "MSE" + "Loss")(reduction=reduction)(pred, target)
-        """, "calls the pytorch reference"),
+        """, "it called"),
         ("detached", """
             def mse_loss(pred, target, reduction="mean"):
                 loss = (pred.detach() - target) ** 2
@@ -130,9 +201,26 @@ MUTANTS = {
 """), "delegates"),
         ("delegates to logsigmoid", _bce("""
     loss = -(target * F.logsigmoid(logits) + (1 - target) * F.logsigmoid(-logits))
-"""), "may not use"),
+"""), "delegates"),
     ],
     "cross_entropy": [
+        ("ignore_index hard-coded to -100", _ce(_CE_MIDDLE.replace("target != ignore_index",
+                                                                    "target != -100"))
+         , "any other value, negative ones such as -1 included"),
+        ("ignored positions dropped from 'none'", _ce(_CE_MIDDLE, """
+    if reduction == "none":
+        return loss[valid]
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / target_weight.sum()
+"""), "'none' keeps a 0 there"),
+        ("all-ignored mean guarded to 0", _ce(_CE_MIDDLE, """
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / target_weight.sum().clamp(min=1e-12)
+"""), "0/0 = nan, as in torch"),
         ("weighted mean divides by N", _ce(_CE_MIDDLE, """
     if reduction == "none":
         return loss
@@ -190,7 +278,7 @@ MUTANTS = {
         ("delegates to nll_loss", _ce("""{logp}
     loss = F.nll_loss(log_p, target, weight=weight, reduction="none", ignore_index=ignore_index)
     target_weight = torch.ones_like(loss)
-"""), "may not use"),
+"""), "delegates"),
         ("delegates", """
             def cross_entropy(logits, target, weight=None, reduction="mean", ignore_index=-100,
                               label_smoothing=0.0):
@@ -203,10 +291,17 @@ MUTANTS = {
                               label_smoothing=0.0):
                 return Loss(weight=weight, reduction=reduction, ignore_index=ignore_index,
                             label_smoothing=label_smoothing)(logits, target)
-        """, "calls the pytorch reference"),
+        """, "delegates"),
+        ("module reached by a computed name", """
+            def cross_entropy(logits, target, weight=None, reduction="mean", ignore_index=-100,
+                              label_smoothing=0.0):
+                loss = getattr(nn, "CrossEntropy" + "Loss")
+                return loss(weight=weight, reduction=reduction, ignore_index=ignore_index,
+                            label_smoothing=label_smoothing)(logits, target)
+        """, "it called"),
     ],
 }
 
 (test_solution_passes, test_mutant_loses_points, test_every_exercise_has_mutants,
  test_correct_variant_passes) = make_tests(
-    "07_losses", MUTANTS)
+    "07_losses", MUTANTS, CORRECT)

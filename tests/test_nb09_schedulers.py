@@ -59,6 +59,11 @@ MUTANTS = {
             class StepLR(torch.optim.lr_scheduler.StepLR):
                 pass
         """, "delegates"),
+        ("state_dict keeps the optimizer", _closed("StepLR", "step_size, gamma=0.1", _STEP_STORE,
+            "        return [b * self.gamma ** (e // self.step_size) for b in self.base_lrs]\n\n"
+            "    def state_dict(self):\n"
+            "        return dict(self.__dict__)"),
+         "state_dict() / load_state_dict() must carry"),
         ("calls torch's get_lr", _closed("StepLR", "step_size, gamma=0.1", _STEP_STORE,
             "        return torch.optim.lr_scheduler.StepLR.get_lr(self)"),
          "delegates"),
@@ -105,6 +110,11 @@ MUTANTS = {
         ("only group 0", _closed("LambdaLR", "lr_lambda", _LAMBDA_STORE,
             "        return [self.base_lrs[0] * self.lr_lambdas[0](e)] + [g['lr'] for g in self.optimizer.param_groups[1:]]"),
          "every param group"),
+        ("state_dict saves nothing", _closed("LambdaLR", "lr_lambda", _LAMBDA_STORE,
+            "        return [b * f(e) for f, b in zip(self.lr_lambdas, self.base_lrs)]\n\n"
+            "    def state_dict(self):\n"
+            "        return {}"),
+         "state_dict() / load_state_dict() must carry"),
         ("subclasses torch's LambdaLR", """
             class LambdaLR(torch.optim.lr_scheduler.LambdaLR):
                 pass

@@ -127,6 +127,22 @@ MUTANTS = {
                     torch.tensor(frame.drop(columns=[label_column]).to_numpy(dtype="float32")),
                     torch.tensor(frame[label_column].to_numpy(), dtype=torch.int64))
         """, "delegates"),
+        ("wraps a TensorDataset", """
+        class CSVDataset(Dataset):
+            def __init__(self, path, label_column, transform=None):
+                frame = pd.read_csv(path)
+                self.inner = TensorDataset(
+                    torch.tensor(frame.drop(columns=[label_column]).to_numpy(dtype="float32")),
+                    torch.tensor(frame[label_column].to_numpy(), dtype=torch.int64))
+                self.transform = transform
+
+            def __len__(self):
+                return len(self.inner)
+
+            def __getitem__(self, i):
+                x, y = self.inner[i]
+                return (x if self.transform is None else self.transform(x)), y
+        """, "delegates"),
         ("header read as data", """
         class CSVDataset(Dataset):
             def __init__(self, path, label_column, transform=None):
@@ -382,6 +398,7 @@ CORRECT = {
                 frame = pd.read_csv(path)
                 features = frame.drop(columns=label_column).to_numpy()
                 labels = frame[label_column].to_numpy()
+                super().__init__()
                 self.samples = [(torch.as_tensor(f, dtype=torch.float32),
                                  torch.as_tensor(l, dtype=torch.int64))
                                 for f, l in zip(features, labels)]

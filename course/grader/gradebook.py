@@ -9,16 +9,15 @@ from it. The database is SQLite by default or any SQLAlchemy URL (PostgreSQL wit
 
 from __future__ import annotations
 
-import warnings
-
-# nbgrader's session handling trips SQLAlchemy 2's autoflush warnings; they are not ours to fix.
-warnings.filterwarnings("ignore", message=".*not in session.*")
-
 import csv
 import datetime as dt
 import os
+import warnings
 from pathlib import Path
 from typing import Any
+
+# nbgrader's session handling trips SQLAlchemy 2's autoflush warnings; they are not ours to fix.
+warnings.filterwarnings("ignore", message=".*not in session.*")
 
 __all__ = ["ensure_assignments", "export_tables", "record", "record_missing", "record_error"]
 

@@ -31,6 +31,7 @@ _TAMPER_ATTRS = {"f_back", "f_globals", "f_locals", "f_builtins", "tb_frame", "t
                  "TorchDispatchMode", "__globals__", "__closure__", "co_consts",
                  "set_custom_exc", "register_magic_function"}
 _SYS_ATTRS = {"modules", "meta_path", "path_hooks", "displayhook", "excepthook"}  # only on sys
+_SETTINGS = ("torch.backends.",)  # configuration an answer may set (cudnn.deterministic ...)
 _LOOK_CALLS = {"exec", "eval", "compile", "__import__", "globals", "breakpoint"}
 
 
@@ -48,6 +49,14 @@ def scan_answer(source: str) -> tuple[list[str], list[str]]:
         return [], []
     tamper: list[str] = []
     look: list[str] = []
+    roots = set(_PROTECTED_ROOTS)
+    for node in ast.walk(tree):  # `import course.checks.tensors as T` makes T protected too
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            base = (node.module or "") if isinstance(node, ast.ImportFrom) else ""
+            for alias in node.names:
+                full = f"{base}.{alias.name}" if base else alias.name
+                if full.split(".")[0] in _PROTECTED_ROOTS | {"IPython", "os"}:
+                    roots.add((alias.asname or alias.name).split(".")[0])
     for node in ast.walk(tree):
         if isinstance(node, ast.Import | ast.ImportFrom):
             mods = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
@@ -66,12 +75,13 @@ def scan_answer(source: str) -> tuple[list[str], list[str]]:
             targets = node.targets if isinstance(node, ast.Assign | ast.Delete) else [node.target]
             for target in targets:
                 for sub in ast.walk(target):
-                    if isinstance(sub, ast.Attribute | ast.Subscript) and _root(sub) in _PROTECTED_ROOTS:
+                    if (isinstance(sub, ast.Attribute | ast.Subscript) and _root(sub) in roots
+                            and not ast.unparse(sub).startswith(_SETTINGS)):
                         tamper.append(f"assigns to {ast.unparse(sub)[:60]}")
                         break
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             name = node.func.id
-            if name in ("setattr", "delattr") and node.args and _root(node.args[0]) in _PROTECTED_ROOTS:
+            if name in ("setattr", "delattr") and node.args and _root(node.args[0]) in roots:
                 tamper.append(f"calls {name}() on {ast.unparse(node.args[0])[:40]}")
             elif name in _LOOK_CALLS:
                 look.append(f"calls {name}()")

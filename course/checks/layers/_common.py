@@ -12,7 +12,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._core import CheckFailure, Opaque, Raised, attempt, check_device, expect, require, same_tensor
+from .._core import (
+    CheckFailure,
+    Opaque,
+    Raised,
+    attempt,
+    check_device,
+    expect,
+    require,
+    same_tensor,
+)
 from .._transcript import meta
 
 _isinstance = isinstance
@@ -208,9 +217,8 @@ def moved(record: Any, exercise: str, hidden: bool) -> None:
            "buffers move with it)", hidden=hidden)
 
 
-def output(value: Any, exercise: str, concept: str, expected: torch.Tensor, where: str,
-           hidden: bool) -> torch.Tensor:
-    """The recorded output: a tensor of the expected shape (else a failure naming ``concept``)."""
+def output(value: Any, exercise: str, concept: str, where: str, hidden: bool) -> torch.Tensor:
+    """The recorded output as a tensor (a crash fails naming ``concept``, the idea it probed)."""
     value = expect(value, exercise, concept, hidden=hidden)
     require(_isinstance(value, torch.Tensor), f"{exercise}.forward must return a tensor",
             f"{where}: got {getattr(value, 'type', type(value).__name__)}", hidden)
@@ -226,22 +234,31 @@ def on_device(got: Any, dev: str, what: str, hidden: bool) -> None:
             f"expected {dev}, got {recorded}: create results on the input's device", hidden)
 
 
+def _tolerance(dev: str, loose: bool, rtol: float, atol: float) -> tuple[float, float]:
+    if loose and torch.device(dev).type != "cpu":  # an accelerator's matmuls may run in TF32
+        return max(rtol, 1e-2), max(atol, 5e-3)
+    return rtol, atol
+
+
 def close(got: Any, expected: torch.Tensor, what: str, *, dev: str, hidden: bool,
-          concept: str | None = None, rtol: float = 1e-5, atol: float = 1e-6) -> None:
-    """``same_tensor`` for a result recorded on ``dev``: checked there, compared on the CPU."""
+          concept: str | None = None, rtol: float = 1e-5, atol: float = 1e-6,
+          loose: bool = False) -> None:
+    """``same_tensor`` for a result recorded on ``dev``: checked there, compared on the CPU.
+
+    ``loose``: the result comes from matrix products, which an accelerator may compute in TF32.
+    """
     on_device(got, dev, what, hidden)
-    if torch.device(dev).type != "cpu":  # accelerators may sum in another order (or in TF32)
-        rtol, atol = max(rtol, 1e-2), max(atol, 5e-3)
+    rtol, atol = _tolerance(dev, loose, rtol, atol)
     same_tensor(got.detach().cpu(), expected.detach().cpu(), what, hidden=hidden, concept=concept,
                 rtol=rtol, atol=atol)
 
 
-def allclose(a: Any, b: torch.Tensor, dev: str = "cpu", rtol: float = 1e-5, atol: float = 1e-6) -> bool:
-    """Shape-safe closeness, for naming a mistake (never for deciding one)."""
+def allclose(a: Any, b: torch.Tensor, dev: str = "cpu", rtol: float = 1e-5, atol: float = 1e-6,
+             loose: bool = False) -> bool:
+    """Shape-safe closeness (``loose`` as in :func:`close`)."""
     if not _isinstance(a, torch.Tensor) or a.shape != b.shape or a.dtype != b.dtype:
         return False
-    if torch.device(dev).type != "cpu":
-        rtol, atol = max(rtol, 1e-2), max(atol, 5e-3)
+    rtol, atol = _tolerance(dev, loose, rtol, atol)
     return bool(torch.allclose(a.detach().cpu(), b.detach().cpu(), rtol=rtol, atol=atol))
 
 

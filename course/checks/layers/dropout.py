@@ -103,8 +103,9 @@ def _output(rec: Any, x: torch.Tensor, where: str, dev: str, hidden: bool) -> to
             "tensor", where, hidden)
     require(isinstance(got, torch.Tensor) and tuple(got.shape) == tuple(x.shape) and got.dtype == x.dtype,
             "Dropout returns a tensor with the input's shape and dtype",
-            f"{where}: input {tuple(x.shape)} {x.dtype}, got "
-            f"{tuple(got.shape) if isinstance(got, torch.Tensor) else getattr(got, 'type', type(got).__name__)}",
+            f"{where}: input {tuple(x.shape)} {x.dtype}, got " + (
+                f"{tuple(got.shape)} {got.dtype}" if isinstance(got, torch.Tensor)
+                else str(getattr(got, "type", type(got).__name__))),
             hidden)
     c.on_device(got, dev, f"Dropout's output for {where}", hidden)
     return got.detach().cpu()

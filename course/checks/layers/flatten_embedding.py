@@ -248,7 +248,7 @@ def _emb_verdict(data: Any, *, thorough: bool = False, hidden: bool = False, see
         expected = ref(idx)
         (expected * upstream).sum().backward()
         at = f"{where} on indices of shape {tuple(idx.shape)}" + (f" on {dev}" if dev != "cpu" else "")
-        got = c.output(rec.get("out"), "Embedding", _emb_probes(pad), expected, at, hidden)
+        got = c.output(rec.get("out"), "Embedding", _emb_probes(pad), at, hidden)
         c.close(got, expected.detach(), f"Embedding output for {at}", dev=dev, hidden=hidden,
                 concept="Embedding(idx) is weight[idx]: one row of weight per index, shape idx.shape "
                         "+ (embedding_dim,)")

@@ -161,6 +161,8 @@ def _judge_structure(rec: dict, fin: int, fout: int, bias: bool, where: str, hid
     require(set(params) == expected,
             f"Linear must have exactly the parameters {sorted(expected)} (nn.Linear's names)",
             f"{where}: parameters() holds {names}", hidden)
+    require(isinstance(params["weight"], torch.Tensor), "weight must be an nn.Parameter",
+            where, hidden)
     require(params["weight"].dtype == torch.float32, "parameters must be float32, torch's default dtype",
             f"{where}: weight is {params['weight'].dtype}", hidden)
     return params

@@ -1,7 +1,8 @@
 """``generate_assignment`` stage: what every student notebook gets besides the exercises.
 
 Launch badges (Colab and Binder, pointing at the student repository named in ``pyproject.toml``),
-a set-up cell that only acts on Colab, and a last cell that runs ``course.self_check()``. Because
+a set-up cell that only acts on Colab, and a last cell that runs ``course.self_check()``; cells
+marked ``"course": {"instructor_only": true}`` (model answers) are left out. Because
 it is an nbgrader stage, ``nbgrader generate_assignment``, formgrader's "Generate" button and
 ``course release`` write byte-identical notebooks.
 """
@@ -42,6 +43,12 @@ def badge_urls(root: Path, notebook: str) -> tuple[str, str]:
     return colab, binder
 
 
+def instructor_only(cell) -> bool:
+    """Cells the instructor's source keeps to itself (model answers to the think questions)."""
+    meta = cell.get("metadata", {}).get("course", {})
+    return isinstance(meta, dict) and meta.get("instructor_only") is True
+
+
 class AddReleaseExtras(NbGraderPreprocessor):
     """Badges and the Colab cell after the title, the self-check cell at the end; idempotent."""
 
@@ -68,7 +75,7 @@ class AddReleaseExtras(NbGraderPreprocessor):
             "import course\n"
             "course.self_check();", id=SELFCHECK_ID)
         ours = {BADGES_ID, BOOTSTRAP_ID, SELFCHECK_ID}
-        nb.cells = [c for c in nb.cells if c.get("id") not in ours]
+        nb.cells = [c for c in nb.cells if c.get("id") not in ours and not instructor_only(c)]
         title = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
         nb.cells[title:title] = [badges, bootstrap]
         nb.cells.append(selfcheck)

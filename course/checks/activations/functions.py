@@ -1,123 +1,38 @@
-"""Checks for 06_activations: element-wise activations, softmax/log-softmax and a custom
-``autograd.Function``, compared with ``torch.nn.functional`` in value AND gradient, on ordinary,
-zero, extreme and non-finite inputs (±inf, NaN), in float32, float64, float16 and bfloat16.
-
-Each scenario runs the answer on the check device and records values, gradients (for a cotangent
-drawn from the seed) and whether the input was modified; each verdict computes torch's reference
-itself on the CPU and names the concept a difference points to.
-"""
+"""Element-wise activations (relu, leaky_relu, sigmoid, tanh) and softmax / log_softmax."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from ._compare import (LOW_PRECISION, cotangent, fail_values, grad_mismatch, mismatch, place,
-                       record_call, reference_grad, result_of, show_inputs, trip_targets, unchanged)
-from ._core import Check, Delegation, attempt, check_device, expect, require, swapped_globals
-from ._guards import tripwire
-from ._transcript import meta
+from .._compare import (
+    LOW_PRECISION,
+    fail_values,
+    grad_mismatch,
+    mismatch,
+    record_call,
+    reference_grad,
+    result_of,
+    show_inputs,
+)
+from .._core import Check, Delegation, check_device, require, swapped_globals
+from .._guards import tripwire
+from ._common import (
+    _ACTIVATIONS,
+    _HINT,
+    _REF,
+    _SWAP,
+    _TRIP,
+    _Case,
+    _elementwise_cases,
+    _grad_seed,
+    _leaky_cases,
+    _softmax_cases,
+)
 
-__all__ = ["leaky_relu", "log_softmax", "relu", "relu_function", "sigmoid", "softmax", "tanh"]
-
-# Built-in activations (and their internals): none of them may be used in any exercise here.
-_ACTIVATIONS = [
-    "relu", "relu_", "relu6", "ReLU", "ReLU6", "leaky_relu", "leaky_relu_", "LeakyReLU", "prelu",
-    "PReLU", "rrelu", "rrelu_", "RReLU", "threshold", "threshold_", "Threshold", "hardtanh",
-    "hardtanh_", "Hardtanh", "sigmoid", "sigmoid_", "Sigmoid", "expit", "logsigmoid",
-    "LogSigmoid", "tanh", "tanh_", "Tanh", "softmax", "Softmax", "_softmax", "log_softmax",
-    "LogSoftmax", "_log_softmax", "softmin", "Softmin", "gumbel_softmax", "logsumexp",
-    "softplus", "Softplus", "silu", "SiLU", "gelu", "GELU", "elu", "ELU", "selu", "celu", "mish",
-    "hardsigmoid", "hardswish", "tanhshrink", "threshold_backward", "sigmoid_backward",
-    "tanh_backward", "_softmax_backward_data", "_log_softmax_backward_data",
-]
-_TRIP = trip_targets(_ACTIVATIONS)
-_HINT = ("Build it from tensor arithmetic and comparisons, torch.where, torch.exp, torch.log, "
-         "torch.log1p, max/amax, sum, clamp (and your own functions from this notebook); "
-         "torch's own activations, softmax and logsumexp are not allowed.")
-
-# The references, captured at import (before any student code runs). A scenario also hands them
-# to an answer in place of the student's own other exercises (tanh calling sigmoid), so that a
-# mistake is charged once, to the exercise that made it.
-_REF: dict[str, Callable[..., torch.Tensor]] = {
-    "relu": F.relu, "leaky_relu": F.leaky_relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
-    "softmax": F.softmax, "log_softmax": F.log_softmax}
-
-_INF, _NAN = float("inf"), float("nan")
-_SPECIAL = [0.0, -0.0, 1e4, -1e4, 1000.0, -1000.0, 90.0, -90.0, 1e-8, -1e-8, 0.5, -2.5]
-_NONFINITE = [-_INF, _INF, _NAN, 0.0, 2.0, -2.0, _NAN, -_INF]
-
-
-@dataclass
-class _Case:
-    x: torch.Tensor
-    args: tuple = ()
-    kwargs: dict = field(default_factory=dict)
-    kind: str = "ordinary"  # ordinary | nonfinite | lowp
-
-
-def _grad_seed(seed: int, i: int) -> int:
-    return 1000 * seed + 11 + i
-
-
-def _elementwise_cases(thorough: bool, seed: int) -> list[_Case]:
-    gen = torch.Generator().manual_seed(seed)
-    half, bf16 = torch.float16, torch.bfloat16
-    cases = [_Case(torch.tensor(_SPECIAL)), _Case(3 * torch.randn(4, 5, generator=gen)),
-             _Case(torch.tensor(_NONFINITE), kind="nonfinite"),
-             _Case(torch.tensor(_SPECIAL, dtype=half), kind="lowp"),
-             _Case((3 * torch.randn(3, 4, generator=gen)).to(bf16), kind="lowp")]
-    if thorough:
-        cases += [_Case(5 * torch.randn(2, 3, 4, generator=gen, dtype=torch.float64)),
-                  _Case(torch.tensor(_SPECIAL, dtype=torch.float64)),
-                  _Case(torch.tensor(0.0)), _Case(torch.tensor(-7.0, dtype=torch.float64)),
-                  _Case(torch.zeros(3, 0)),
-                  _Case(torch.tensor(_NONFINITE, dtype=torch.float64).view(2, 4), kind="nonfinite"),
-                  _Case(torch.tensor(_NONFINITE, dtype=half), kind="nonfinite"),
-                  _Case((3 * torch.randn(2, 5, generator=gen)).to(half), kind="lowp"),
-                  _Case(torch.tensor(_SPECIAL, dtype=bf16), kind="lowp")]
-    return cases
-
-
-def _leaky_cases(thorough: bool, seed: int) -> list[_Case]:
-    xs = _elementwise_cases(thorough, seed)
-    cases = [_Case(xs[0].x), _Case(xs[1].x, kwargs={"negative_slope": 0.2}),
-             _Case(xs[0].x, args=(0.1,)), _Case(xs[2].x, kind="nonfinite"),
-             _Case(xs[3].x, kwargs={"negative_slope": 0.2}, kind="lowp"),
-             _Case(xs[4].x, kind="lowp")]
-    if thorough:
-        slopes = [0.0, 2.0, 0.3, -0.5, 0.05, -0.2, 0.0, 0.1, 1.5]
-        cases += [_Case(c.x, kwargs={"negative_slope": s}, kind=c.kind)
-                  for c, s in zip(xs[5:], slopes, strict=False)]
-    return cases
-
-
-def _softmax_cases(thorough: bool, seed: int) -> list[_Case]:
-    gen = torch.Generator().manual_seed(seed)
-    big = torch.tensor([[1000.0, 999.0, 0.0], [-1e4, 1e4, 0.0], [0.0, 0.0, 0.0], [3.0, -2.0, 1.0]])
-    masked = torch.tensor([[-_INF, 0.0, 1.0], [2.0, -_INF, 2.0], [_NAN, 1.0, 0.0]])
-    cases = [_Case(torch.randn(4, 5, generator=gen), (1,)),
-             _Case(torch.randn(4, 5, generator=gen), (0,)), _Case(big, (-1,)),
-             _Case(torch.randn(2, 3, 4, generator=gen), (1,)),
-             _Case(masked, (1,), kind="nonfinite"),
-             _Case((3 * torch.randn(3, 6, generator=gen)).half(), (1,), kind="lowp")]
-    if thorough:
-        cases += [
-            _Case(big.T.contiguous(), (0,)),
-            _Case(10 * torch.randn(3, 4, 5, generator=gen, dtype=torch.float64), (-2,)),
-            _Case(big.double() * 10, (1,)), _Case(torch.randn(7, generator=gen), (0,)),
-            _Case(torch.randn(2, 3, 4, generator=gen) + 500, (0,)),
-            _Case(torch.randn(3, 5, generator=gen), (), {"dim": -1}),
-            _Case(torch.tensor([[_INF, 0.0, 1.0], [-_INF, -_INF, 0.0]]), (1,), kind="nonfinite"),
-            _Case(masked.T.contiguous().double(), (0,), kind="nonfinite"),
-            _Case((3 * torch.randn(2, 3, 4, generator=gen)).to(torch.bfloat16), (-1,), kind="lowp"),
-            _Case(big.half(), (1,), kind="lowp"),
-        ]
-    return cases
+__all__ = ["leaky_relu", "log_softmax", "relu", "sigmoid", "softmax", "tanh"]
 
 
 # --- scenario ------------------------------------------------------------------------------------
@@ -125,7 +40,7 @@ def _softmax_cases(thorough: bool, seed: int) -> list[_Case]:
 def _scenario(name: str, cases: Callable[[bool, int], list[_Case]], swaps: tuple[str, ...]):
     def scenario(fn: Any, *, thorough: bool = False, seed: int = 0) -> list[dict]:
         device, out = check_device(), []
-        with swapped_globals(fn, {k: _REF[k] for k in swaps}), tripwire(_TRIP):
+        with swapped_globals(fn, {k: _SWAP[k] for k in swaps}), tripwire(_TRIP):
             for i, case in enumerate(cases(thorough, seed)):
                 extra = ", ".join([repr(a) for a in case.args] +
                                   [f"{k}={v!r}" for k, v in case.kwargs.items()])
@@ -318,10 +233,11 @@ def _softmax_concepts(n: str) -> dict[str, str]:
     return {
         "value": (f"{n} must normalise along the given dim only (each slice along `dim` sums "
                   "to 1); negative dims count from the end, and `dim` may be passed by keyword"),
-        "nonfinite": (f"{n} must follow torch on ±inf and NaN: a -inf logit (a masked position) "
-                      "gets probability 0 and the others share all of it, while a slice holding "
-                      "NaN or +inf is NaN throughout. Shift by the maximum along dim (amax "
-                      "propagates NaN) and do not replace NaN or inf by other numbers"),
+        "nonfinite": (f"{n} must follow torch on -inf and NaN: a -inf logit (a masked position) "
+                      "gets probability 0 (log-probability -inf) and the others share all of it, "
+                      "a slice holding NaN is NaN throughout, and so is a slice that is all -inf. "
+                      "Shift by the maximum along dim (amax propagates NaN) and do not replace "
+                      "NaN or inf by other numbers"),
         "overflow": (f"{n} gives NaN or inf on extreme logits: exp(1000) overflows to inf "
                      "(inf/inf = NaN), and a slice whose exps all underflow to 0 gives 0/0 = NaN. "
                      "Subtract the maximum along dim (keepdim=True; not the max of the whole "
@@ -349,105 +265,3 @@ log_softmax = _check("log_softmax", _softmax_cases, _LSM,
                      own=["log_softmax", "LogSoftmax", "_log_softmax"], swaps=("softmax",),
                      elementwise=False,
                      doc="``fn(x, dim)`` must equal ``F.log_softmax(x, dim)``, finite where torch's is.")
-
-
-# --- a custom autograd.Function ------------------------------------------------------------------
-
-def _relu_fn_inputs(thorough: bool, seed: int) -> list[torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    xs = [torch.tensor(_SPECIAL), 3 * torch.randn(4, 5, generator=gen)]
-    if thorough:
-        xs += [torch.randn(2, 3, 4, generator=gen, dtype=torch.float64), torch.tensor(0.0),
-               (3 * torch.randn(3, 4, generator=gen)).half()]
-    return xs
-
-
-def _relu_fn_scenario(cls: Any, *, thorough: bool = False, seed: int = 0) -> dict:
-    """Facts about the class, then per input: the result of ``apply``, whether it modified its
-    input, whether autograd recorded the class's own backward, and the gradient it returns."""
-    is_class = isinstance(cls, type)
-    facts: dict[str, Any] = {
-        "is_function": is_class and issubclass(cls, torch.autograd.Function),
-        "static": [is_class and isinstance(vars(cls).get(m), staticmethod)
-                   for m in ("forward", "backward")],
-        "cases": []}
-    if not facts["is_function"] or not all(facts["static"]):
-        return facts
-    device, own = check_device(), getattr(cls, "_backward_cls", None)
-    with swapped_globals(cls, {"relu": _REF["relu"]}), tripwire(_TRIP):
-        for i, x in enumerate(_relu_fn_inputs(thorough, seed)):
-            (xd,) = place([x], device)
-            x_in = xd.clone().requires_grad_(True)
-            y = attempt(cls.apply, x_in, call="ReLUFunction.apply(x)")
-            rec = {"value": y, "device": str(xd.device), "unchanged": unchanged(xd, x_in),
-                   "own_backward": isinstance(y, torch.Tensor) and own is not None
-                   and isinstance(y.grad_fn, own), "grad": None}
-            if isinstance(y, torch.Tensor) and y.requires_grad and y.is_floating_point():
-                w = 3 * cotangent(y.shape, y.dtype, _grad_seed(seed, i)).to(y.device)
-                rec["grad"] = attempt(lambda y=y, x_in=x_in, w=w: torch.autograd.grad(
-                    y, x_in, grad_outputs=w, allow_unused=True)[0],
-                    call="ReLUFunction.backward (autograd calling it with a grad_output)")
-            facts["cases"].append(rec)
-    return facts
-
-
-def _relu_fn_verdict(facts: Any, *, thorough: bool = False, hidden: bool = False,
-                     seed: int = 0) -> None:
-    """``cls`` must be an ``autograd.Function`` whose own forward/backward reproduce ``F.relu``."""
-    name = "ReLUFunction"
-    require(isinstance(facts, dict) and facts.get("is_function") is True,
-            "ReLUFunction must be a class that subclasses torch.autograd.Function", None, hidden)
-    for meth, ok in zip(("forward", "backward"), facts.get("static") or [False, False], strict=False):
-        require(ok is True, f"ReLUFunction must define its own `{meth}` as a @staticmethod taking "
-                "ctx first", f"{meth} is missing or not a staticmethod", hidden)
-    xs = _relu_fn_inputs(thorough, seed)
-    records = facts.get("cases")
-    require(isinstance(records, list) and len(records) == len(xs),
-            "the grader got an incomplete record of ReLUFunction's results", None, hidden)
-    for i, (x, rec) in enumerate(zip(xs, records, strict=True)):
-        shown = show_inputs(x)
-        y = result_of(rec, x, exercise=name, concept="ReLUFunction.forward", shown=shown,
-                      hidden=hidden, inplace_concept=(
-                          "ReLUFunction.forward must not modify its input (return a new tensor, "
-                          "not x.clamp_(...) or x[x < 0] = 0)"))
-        require(rec.get("own_backward") is True,
-                "ReLUFunction.apply(x) must be differentiated by YOUR backward: return a tensor "
-                "computed in forward (autograd records the Function's own backward node)",
-                f"grad_fn is {meta(rec['value']).get('grad_fn')}", hidden)
-        bad = mismatch(y, F.relu(x), x.dtype)
-        if bool(bad.any()):
-            fail_values(y, F.relu(x), bad, "ReLUFunction.forward must return x where x > 0 and 0 "
-                        "elsewhere, with x's shape, dtype and device", shown, hidden)
-        w = 3 * cotangent(x.shape, x.dtype, _grad_seed(seed, i))
-        g = expect(rec.get("grad"), name, "ReLUFunction.backward(ctx, grad_output): it must return "
-                   "one gradient per forward input; keep what you need with "
-                   "ctx.save_for_backward(...)", hidden=hidden)
-        require(g is not None, "ReLUFunction.backward returned None for x: return the gradient",
-                shown, hidden)
-        require(isinstance(g, torch.Tensor) and tuple(g.shape) == tuple(x.shape),
-                "ReLUFunction.backward must return a gradient with x's shape", shown, hidden)
-        g = g.detach().cpu()
-        expected = w * (x > 0)
-        bad = mismatch(g, expected, x.dtype)
-        if not bool(bad.any()):
-            continue
-        same = lambda other: not bool(mismatch(g, other.to(g.dtype), x.dtype).any())  # noqa: E731
-        if same(w):
-            concept = ("ReLUFunction.backward passes grad_output through unmasked: zero it "
-                       "where the input was <= 0")
-        elif same((x > 0).to(x.dtype)) or same((x >= 0).to(x.dtype)):
-            concept = ("ReLUFunction.backward must MULTIPLY grad_output by the mask (chain "
-                       "rule), not return the mask alone")
-        elif same(w * (x >= 0)):
-            concept = ("ReLUFunction.backward at exactly 0 must give 0, as torch does: mask "
-                       "with x > 0, not x >= 0")
-        else:
-            concept = "ReLUFunction.backward must return grad_output * (x > 0)"
-        fail_values(g, expected, bad, concept, f"the gradient, {shown}", hidden)
-
-
-relu_function = Check("activations.relu_function", "ReLUFunction", _relu_fn_scenario,
-                      _relu_fn_verdict, Delegation(_HINT, names=frozenset(
-                          ["relu", "relu_", "ReLU", "threshold", "Threshold"]),
-                          attrs=frozenset(_ACTIVATIONS)))
-relu_function.__doc__ = _relu_fn_verdict.__doc__
