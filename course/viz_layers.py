@@ -68,8 +68,12 @@ def show_conv_sliding(h: int = 5, w: int = 5, kernel_size: int | Sequence[int] =
 
 def show_running_stats(batch_means: Sequence[float], running_means: Sequence[float],
                        batch_vars: Sequence[float], running_vars: Sequence[float],
-                       true_mean: float, true_var: float, momentum: float) -> Any:
-    """Plot one channel's batch statistics and BatchNorm's running estimates over training steps."""
+                       true_mean: float, true_var: float, momentum: float,
+                       marks: Sequence[int] = ()) -> Any:
+    """Plot one channel's batch statistics and BatchNorm's running estimates over training steps.
+
+    ``marks``: steps k at which to show how much the starting value still weighs, (1 − momentum)^k.
+    """
     import matplotlib.pyplot as plt
 
     steps = range(1, len(batch_means) + 1)
@@ -79,6 +83,11 @@ def show_running_stats(batch_means: Sequence[float], running_means: Sequence[flo
         ax.plot(steps, batch, ".", color="0.6", label=f"this batch's {name}")
         ax.plot(steps, running, "-", color="#d94801", lw=2, label=f"running_{name}")
         ax.axhline(true, color="#2171b5", ls="--", label=f"true {name} of the data")
+        for k in marks:
+            ax.axvline(k, color="0.4", ls=":", lw=1)
+            ax.annotate(f"start weighs {(1 - momentum) ** k:.0%}", (k, 1.0),
+                        xycoords=("data", "axes fraction"), xytext=(3, -12),
+                        textcoords="offset points", fontsize=8, color="0.3")
         ax.set_xlabel("training step")
         ax.set_title(f"running_{name} (momentum={momentum})", fontsize=10)
         ax.legend(fontsize=8)

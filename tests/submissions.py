@@ -11,8 +11,10 @@ from nbharness import ROOT, SOLUTIONS
 
 def solved(assignment: str) -> dict[str, str]:
     sol = nbformat.read(str(SOLUTIONS / assignment / f"{assignment}.ipynb"), as_version=4)
-    return {c.metadata["nbgrader"]["grade_id"]: c.source for c in sol.cells
-            if c.metadata.get("nbgrader", {}).get("solution")}
+    markers = ("### BEGIN SOLUTION", "### END SOLUTION")
+    return {c.metadata["nbgrader"]["grade_id"]:
+            "\n".join(line for line in c.source.split("\n") if line.strip() not in markers)
+            for c in sol.cells if c.metadata.get("nbgrader", {}).get("solution")}
 
 
 def submission(folder: Path, assignment: str, answers: dict[str, str] | None = None,

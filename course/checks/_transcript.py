@@ -92,7 +92,8 @@ def _encode_tensor(t: torch.Tensor, w: _Writer) -> dict:
     if name not in _DTYPES:
         return {"__opaque__": f"torch.Tensor[{name}]", "repr": ""}
     with torch.no_grad():
-        data = plain.detach().to("cpu").contiguous()
+        source = plain.detach().to("cpu")
+        data = torch.empty(source.shape, dtype=source.dtype).copy_(source)  # fresh, dense, stride 1
         raw = data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b""
     head = {"__tensor__": w.size, "nbytes": len(raw), "dtype": name, "shape": list(plain.shape),
             "stride": list(plain.stride()), "offset": int(plain.storage_offset()),

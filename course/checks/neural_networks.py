@@ -341,9 +341,9 @@ def _judge_run(run: Any, seed: int | None, hidden: bool, first: bool) -> torch.T
     if not first:
         raise CheckFailure(
             "train_xor_mlp must work for ANY seed, but with this seed the trained model gets some "
-            "XOR points wrong: a model that succeeds only from lucky starting weights is fragile. "
-            "Use a wider hidden layer (e.g. 8 units), a smooth activation such as Tanh, and enough "
-            "steps", detail, hidden)
+            "XOR points wrong: a recipe that succeeds only from lucky starting weights is "
+            "fragile. Give the hidden layer more units than the bare minimum (two can solve XOR, "
+            "but from many starting weights they get stuck) and train long enough", detail, hidden)
     raise CheckFailure(
         "the trained model does not classify all four XOR points correctly (class 1 when the "
         "logit is > 0): train longer or with a larger learning rate, and check the loss goes down",

@@ -234,7 +234,7 @@ def autograde(submitted: Path, out: Path, *, assignments: list[str] | None = Non
                 "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
         judged = None
         if job.notebook is None:
-            result = {**base, "status": job.status, "score": 0.0, "tests": [], "problems": []}
+            result = {**base, "status": job.status, "score": 0.0, "tests": [], "problems": [job.note]}
         else:
             try:
                 report, judged = grade_submission(

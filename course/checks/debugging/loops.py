@@ -116,11 +116,9 @@ _STEP_DIAGNOSES = [
      "before it (zero_grad() after step() only clears them for the NEXT batch). Call "
      "optimizer.zero_grad() before loss.backward(), so nothing that ran earlier can leak into "
      "this step"),
-    ({"zero": "between"}, "the parameters did not change: zero_grad() ran between backward() "
-     "and step(), so step() saw zero gradients. The order is zero_grad, forward, loss, backward, "
-     "step"),
-    ({"step": False}, "the parameters did not change: call optimizer.step() after "
-     "loss.backward()"),
+    ({"step": False}, "the parameters did not change: either optimizer.step() never ran, or it "
+     "saw zero gradients because zero_grad() ran between backward() and step(). The order is "
+     "zero_grad, forward, loss, backward, step"),
 ]
 
 
@@ -191,8 +189,9 @@ def _describe_scheduler(spec: tuple[str, dict[str, Any]]) -> str:
     return f"{name}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
 
 
-def _loader(case: dict[str, Any], seed: int) -> Any:
-    batches = _batches(seed, case["batches"], 16)
+def _loader(case: dict[str, Any], seed: int, device: torch.device) -> Any:
+    """The case's batches, already on ``device``: a list, or a DataLoader over device tensors."""
+    batches = [(x.to(device), y.to(device)) for x, y in _batches(seed, case["batches"], 16)]
     if case["loader"] == "dataloader":
         from torch.utils.data import DataLoader, TensorDataset
 
@@ -210,9 +209,7 @@ def _run_epochs(train: Callable[..., Any], seed: int, case: dict[str, Any],
     lrs_seen: list[float] = []
     handle = optimizer.register_step_pre_hook(
         lambda opt, args, kwargs: lrs_seen.append(float(opt.param_groups[0]["lr"])))
-    loader = _loader(case, seed)
-    if isinstance(loader, list):
-        loader = [(x.to(device), y.to(device)) for x, y in loader]
+    loader = _loader(case, seed, device)
     got = attempt(train, model, loader, optimizer, scheduler, nn.CrossEntropyLoss(), case["epochs"],
                   call=f"train_epochs(model, loader, optimizer, {_describe_scheduler(case['scheduler'])}, "
                        f"loss_fn, epochs={case['epochs']})")
