@@ -105,7 +105,8 @@ def _split(assignment: str, exercise: str, ns: dict, answers: dict[str, str]) ->
         doc, blob = tr.encode(record)
         decoded = tr.decode(tr.loads(tr.dumps(doc)), blob)
         entries[inv.key()] = Entry(inv.key(), inv.check, "ok", decoded)
-    verdicts = judge_tests(invs, entries, answers, {gid: pts for gid, (_, pts) in tests.items()})
+    verdicts = judge_tests(invs, entries, answers, {gid: pts for gid, (_, pts) in tests.items()},
+                           tuple(src for _, src in parts(assignment).setup))
     return Outcome(sum(v.points for v in verdicts), sum(v.max_points for v in verdicts),
                    {v.grade_id: v.message for v in verdicts if not v.passed})
 

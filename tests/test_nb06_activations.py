@@ -433,3 +433,17 @@ def test_a_wrong_sigmoid_is_charged_to_sigmoid_only(mode: str) -> None:
     tanh = _WRONG_SIGMOID + "\ndef tanh(x):\n    return 2 * sigmoid(2 * x) - 1\n"
     outcome = run_exercise("06_activations", "tanh", tanh, mode=mode)
     assert outcome.points == outcome.max_points > 0, outcome.messages
+
+
+def test_scenarios_run_on_the_course_device(monkeypatch) -> None:
+    """COURSE_DEVICE decides where the answer runs; a dtype the device lacks stays on the CPU."""
+    import torch
+
+    from course.checks import activations
+    from course.checks._compare import place
+
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    records = activations.relu.record([lambda x: x.clamp(min=0)], {"seed": 0})["data"]
+    assert records and all(r["device"] == "cpu" for r in records)
+    f64, f32 = torch.zeros(2, dtype=torch.float64), torch.zeros(2)
+    assert all(t.device.type == "cpu" for t in place([f32, f64], torch.device("mps")))

@@ -305,3 +305,13 @@ MUTANTS = {
 (test_solution_passes, test_mutant_loses_points, test_every_exercise_has_mutants,
  test_correct_variant_passes) = make_tests(
     "07_losses", MUTANTS, CORRECT)
+
+
+def test_scenarios_run_on_the_course_device(monkeypatch) -> None:
+    """COURSE_DEVICE decides where the answer runs."""
+    from course.checks import losses
+
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    record = losses.mse_loss.record([lambda p, t, reduction="mean": ((p - t) ** 2).mean()],
+                                    {"seed": 0})["data"]
+    assert record["cases"] and all(r["device"] == "cpu" for r in record["cases"])

@@ -28,7 +28,8 @@ def _names_in(tree: ast.AST) -> tuple[set[str], set[str], set[str], set[str]]:
     attrs, strings, imported, bases = set(), set(), set(), set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):
-            attrs.add(node.attr)
+            if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls", "ctx")):
+                attrs.add(node.attr)  # `self.dropout` is the student's own attribute
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 60:
             strings.add(node.value)
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "torch":
@@ -42,16 +43,41 @@ def _names_in(tree: ast.AST) -> tuple[set[str], set[str], set[str], set[str]]:
     return attrs, strings, imported, bases
 
 
-def findings_for_source(rules: Delegation, sources: Iterable[str]) -> list[str]:
-    """Why the answer's source delegates to the reference (empty: it does not)."""
+def torch_names(preamble: Iterable[str]) -> set[str]:
+    """Names the notebook's setup cells import from torch (``from torch.utils.data import
+    DataLoader``): used bare in an answer, they are torch's objects."""
+    found: set[str] = set()
+    for source in preamble:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in ("torch", "torchvision"):
+                found |= {alias.asname or alias.name for alias in node.names}
+    return found
+
+
+def findings_for_source(rules: Delegation, sources: Iterable[str],
+                        preamble_names: Iterable[str] = ()) -> list[str]:
+    """Why the answer's source delegates to the reference (empty: it does not).
+
+    ``preamble_names`` are names bound to torch objects outside the answer (see
+    :func:`torch_names`); an answer that uses one bare without defining it uses torch's.
+    """
     used: set[str] = set()
     subclassed: set[str] = set()
+    outside = set(preamble_names)
     for source in sources:
         try:
             tree = ast.parse(textwrap.dedent(source))
         except SyntaxError:
             continue  # a syntax error fails on its own when the cell runs
         attrs, strings, imported, bases = _names_in(tree)
+        defined = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        defined |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+        bare = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        imported |= (bare & outside) - defined
         used |= (attrs | strings | imported) & rules.names
         used |= (attrs | strings) & rules.attrs
         subclassed |= bases & rules.bases
@@ -86,16 +112,24 @@ def findings_for_objects(check: Check, answers: Sequence[Any]) -> list[str]:
     rules = check.delegation
     if rules is None:
         return []
-    sources, found = [], []
+    sources, found, outside = [], [], set()
     for obj in answers:
         source = _source_of(obj)
         if source is not None:
             sources.append(source)
+            for g in _globals(obj):  # names the kernel binds to torch objects
+                outside |= {k for k, v in g.items()
+                            if str(getattr(v, "__module__", "") or "").split(".")[0] == "torch"}
             continue
         module = str(getattr(obj, "__module__", None) or type(obj).__module__ or "")
         if inspect.isbuiltin(obj) or module.split(".")[0] == "torch":
             found.append(f"{check.exercise} is {getattr(obj, '__qualname__', obj)!s}, not your own code")
-    return found + findings_for_source(rules, sources)
+    return found + findings_for_source(rules, sources, outside)
+
+
+def _globals(obj: Any) -> list[dict]:
+    funcs = [obj] if not inspect.isclass(obj) else [getattr(v, "__func__", v) for v in vars(obj).values()]
+    return [f.__globals__ for f in funcs if inspect.isfunction(f)][:1]
 
 
 def delegation_failure(check: Check, findings: Sequence[str]) -> CheckFailure:

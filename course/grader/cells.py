@@ -231,15 +231,48 @@ def _used_names(text: str) -> set[str]:
         return set()
 
 
-def answer_sources(answers: dict[str, str], names: tuple[str, ...]) -> list[str]:
-    """The answer cells that define ``names``, and those defining what they use, transitively."""
+def _definition(text: str, name: str) -> str | None:
+    """The source of the top-level ``def``/``class``/assignment that binds ``name`` in ``text``."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
+            return ast.get_source_segment(text, node)
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast.walk(t)):
+                return ast.get_source_segment(text, node)
+    return None
+
+
+def answer_sources(answers: dict[str, str], names: tuple[str, ...],
+                   exercises: frozenset[str] = frozenset()) -> list[str]:
+    """What the delegation rules read for an answer: the cells that define ``names``, plus the
+    definitions of helpers they use from other answer cells, transitively.
+
+    Another exercise's answer (a name in ``exercises``) is not followed: a mistake there is
+    charged to that exercise, once.
+    """
     defines = {gid: defined_names(text) for gid, text in answers.items()}
-    todo, seen, out = list(names), set(), []
+    out, seen_cells, seen_names = [], set(), set(names)
+    todo: list[str] = []
+    for name in names:
+        for gid, text in answers.items():
+            if name in defines[gid] and gid not in seen_cells:
+                seen_cells.add(gid)
+                out.append(text)
+                todo += sorted(_used_names(text))
     while todo:
         name = todo.pop()
+        if name in seen_names or name in exercises:
+            continue
+        seen_names.add(name)
         for gid, text in answers.items():
-            if name in defines[gid] and gid not in seen:
-                seen.add(gid)
-                out.append(text)
-                todo += sorted(_used_names(text) - set(names))
+            if name in defines[gid] and gid not in seen_cells:
+                segment = _definition(text, name)
+                if segment:
+                    out.append(segment)
+                    todo += sorted(_used_names(segment))
     return out

@@ -122,7 +122,8 @@ def grade_submission(source: dict, student: dict, *, sandbox: Sandbox, hidden: b
     points = _points(source)
     if not hidden:
         points = {gid: p for gid, p in points.items() if any(i.test == gid for i in invs)}
-    verdicts = judge_tests(invs, run.entries, rebuilt.answers, points)
+    verdicts = judge_tests(invs, run.entries, rebuilt.answers, points,
+                           tuple(cells.setup_sources(source)))
     integrity, needs_look = [], []
     for gid, text in rebuilt.answers.items():
         if rebuilt.answer_types.get(gid) != "code":

@@ -62,10 +62,11 @@ _STATUS = {
 }
 
 
-def judge_invocation(inv: Invocation, entry: Entry | None, answers: Mapping[str, str]) -> str | None:
+def judge_invocation(inv: Invocation, entry: Entry | None, answers: Mapping[str, str],
+                     preamble: tuple[str, ...] = (), exercises: frozenset[str] = frozenset()) -> str | None:
     """None when this check call passes; otherwise the message for the student."""
     from ..checks._core import CheckFailure
-    from ..checks._guards import findings_for_source
+    from ..checks._guards import findings_for_source, torch_names
 
     check = resolve_check(inv)
     options = dict(inv.options)
@@ -81,7 +82,9 @@ def judge_invocation(inv: Invocation, entry: Entry | None, answers: Mapping[str,
         return f"{check.exercise}: {text}" if entry.status != "missing" else text
     findings: list[str] = []
     if check.delegation is not None:
-        findings = findings_for_source(check.delegation, answer_sources(dict(answers), inv.answers))
+        findings = findings_for_source(check.delegation, answer_sources(dict(answers), inv.answers,
+                                                                      exercises - set(inv.answers)),
+                                       torch_names(preamble))
     try:
         check.judge(entry.record, options, findings)
     except CheckFailure as failure:
@@ -90,17 +93,18 @@ def judge_invocation(inv: Invocation, entry: Entry | None, answers: Mapping[str,
 
 
 def judge_tests(invs: list[Invocation], entries: Mapping[str, Entry], answers: Mapping[str, str],
-                points: Mapping[str, float]) -> list[TestVerdict]:
+                points: Mapping[str, float], preamble: tuple[str, ...] = ()) -> list[TestVerdict]:
     """One verdict per test cell (in source order): passed when every check call in it passes."""
     out: dict[str, TestVerdict] = {}
     for gid, pts in points.items():
         out[gid] = TestVerdict(gid, float(pts), float(pts), True, False)
+    exercises = frozenset(name for inv in invs for name in inv.answers)
     for inv in invs:
         verdict = out[inv.test]
         verdict.hidden = verdict.hidden or inv.hidden
         if not verdict.passed:
             continue  # the first failure of a test cell is its message, as in a notebook
-        message = judge_invocation(inv, entries.get(inv.key()), answers)
+        message = judge_invocation(inv, entries.get(inv.key()), answers, preamble, exercises)
         if message is not None:
             verdict.passed, verdict.points, verdict.message = False, 0.0, message
     return list(out.values())

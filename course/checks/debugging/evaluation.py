@@ -68,8 +68,11 @@ def _scenario(fn: Any, *, thorough: bool = False, seed: int = 0) -> list[dict[st
         loader = _loader(x, y, bs, as_loader)
         what = (f"evaluate_fixed(model, loader) with {n} samples in batches of {bs}"
                 f"{' (a DataLoader)' if as_loader else ''}")
-        with torch.random.fork_rng():  # Dropout draws: leave the student's RNG as it was
-            torch.manual_seed(seed)
+        # A training-mode answer draws Dropout masks: on the CPU from a seeded stream that is
+        # restored afterwards (fork_rng(devices=[]) works on every backend; an accelerator's
+        # stream, used only by such answers, is left alone).
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
             first = attempt(fn, model, loader, call=what)
             second = attempt(fn, model, loader, call=what + ", a second time")
         handle.remove()
