@@ -17,7 +17,13 @@ from torch import nn
 
 from ._core import Check, CheckFailure, Delegation, Raised, attempt, check_device, expect, require
 from ._guards import tripwire
-from ._training.models import Recipe, judge_structure, judge_trained, structure_facts, train_and_export
+from ._training.models import (
+    Recipe,
+    judge_structure,
+    judge_trained,
+    structure_facts,
+    train_and_export,
+)
 
 __all__ = ["MLP_RECIPE", "build_mnist_mlp", "build_mnist_mlp_accuracy", "evaluate",
            "train_one_epoch"]
@@ -45,6 +51,9 @@ def _close(a: float, b: float, tol: float = 1e-4) -> bool:
 def _expect_loop(value: Any, exercise: str, as_list: bool, hidden: bool) -> Any:
     if isinstance(value, Raised) and _ONLY in value.message:
         raise CheckFailure(_ONLY_CONCEPT, value.describe(), hidden)
+    if isinstance(value, Raised) and "same device" in value.message:
+        raise CheckFailure(f"{exercise} must move every batch to `device` (inputs.to(device), "
+                           "targets.to(device)): the model lives there", value.describe(), hidden)
     return expect(value, exercise, _LIST_CONCEPT if as_list else
                   "a DataLoader whose last batch is smaller than the others", hidden=hidden)
 
@@ -157,7 +166,8 @@ def _same_state(got: Any, expected: dict[str, torch.Tensor], tol: float = 1e-5) 
 def _epoch_verdict(records: Any, *, thorough: bool = False, hidden: bool = False,
                    seed: int = 0) -> None:
     cases = _epoch_cases(thorough, seed)
-    require(isinstance(records, list) and len(records) == len(cases),
+    require(isinstance(records, list) and len(records) == len(cases)
+            and all(isinstance(r, dict) for r in records),
             "the grader got no usable result for train_one_epoch", None, hidden)
     for case, record in zip(cases, records, strict=True):
         _, n, bs, as_list, _, stale = case
@@ -281,7 +291,8 @@ def _reference_eval(case: tuple) -> dict[str, float]:
 def _eval_verdict(records: Any, *, thorough: bool = False, hidden: bool = False,
                   seed: int = 0) -> None:
     cases = _eval_cases(thorough, seed)
-    require(isinstance(records, list) and len(records) == len(cases),
+    require(isinstance(records, list) and len(records) == len(cases)
+            and all(isinstance(r, dict) for r in records),
             "the grader got no usable result for evaluate", None, hidden)
     for case, record in zip(cases, records, strict=True):
         _, n, bs, as_list = case
