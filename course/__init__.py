@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "checks", "data", "device", "doctor", "get_device", "grading", "paths",
-           "plots", "self_check"]
+__all__ = ["__version__", "checks", "data", "device", "doctor", "get_device", "loaders", "paths",
+           "self_check", "training", "viz"]
 
 _HERE = Path(__file__).parent
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import checks, data, device, grading, paths, plots  # noqa: F401
+    from . import checks, data, device, loaders, paths, training, viz  # noqa: F401
     from .device import get_device  # noqa: F401
 
 

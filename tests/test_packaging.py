@@ -28,7 +28,8 @@ def test_environment_yml_matches_pyproject():
 
 def test_import_course_is_light():
     code = ("import sys, course, course.checks, course.device\n"
-            "heavy = [m for m in ('torchvision', 'matplotlib', 'torchmetrics', 'nbgrader', 'pandas')"
+            "heavy = [m for m in ('torchvision', 'matplotlib', 'torchmetrics', 'nbgrader', 'pandas',"
+            " 'course.grader', 'IPython')"
             " if m in sys.modules]\nprint(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", f"import course pulled in {out.stdout.strip()}"

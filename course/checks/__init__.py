@@ -10,6 +10,7 @@ Each check compares a student's object with PyTorch's own reference and raises
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,8 @@ __all__ = ["CheckFailure"]
 
 def _short_failures_in_ipython() -> None:
     """In a notebook, show a failed check as one red message, not a traceback into the checks."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return
-    shell = get_ipython()
+    ipython = sys.modules.get("IPython")  # not imported: not in a notebook, nothing to do
+    shell = ipython.get_ipython() if ipython is not None else None
     if shell is None:
         return
 

@@ -204,7 +204,7 @@ def _ckpt_epoch(run: tuple[nn.Module, torch.optim.Optimizer, Any], seed: int) ->
 
 
 def _states(run: tuple[nn.Module, torch.optim.Optimizer, Any]) -> dict[str, Any]:
-    return copy.deepcopy({"model": run[0].state_dict(), "optimizer": run[1].state_dict(),
+    return copy.deepcopy({"model": dict(run[0].state_dict()), "optimizer": run[1].state_dict(),
                           "scheduler": run[2].state_dict()})
 
 

@@ -176,8 +176,8 @@ def _epoch_verdict(records: Any, *, thorough: bool = False, hidden: bool = False
         state = record.get("state")
         ref_state, ref_loss, batch_mean = _reference_epoch(case)
         if not _same_state(state, ref_state):
-            initial = _classifier(case[0], case[4], stale)[0].state_dict()
-            if _same_state(state, initial, tol=0):
+            initial = dict(_classifier(case[0], case[4], stale)[0].named_parameters())
+            if isinstance(state, dict) and _same_state({k: state.get(k) for k in initial}, initial, 0):
                 concept = ("the parameters did not change: call optimizer.step() after "
                            "loss.backward() for every batch")
             elif _same_state(state, _reference_epoch(case, zero_grad="never")[0]):

@@ -9,31 +9,19 @@ from typing import Any
 
 import torch
 
+from ._mpl import box as _box
+from ._mpl import pyplot as _plt
+
 __all__ = ["cell_timeline", "checklist", "eval_spread", "grad_accumulation", "input_histograms",
            "logits_and_predictions", "lr_schedules", "softmax_twice"]
 
 _COLORS = ["tab:red", "tab:green", "tab:blue", "tab:orange", "tab:purple"]
 
 
-def _plt() -> Any:
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _values(x: Any) -> list[float]:
     if isinstance(x, torch.Tensor):
         return x.detach().float().cpu().reshape(-1).tolist()
     return [float(v) for v in x]
-
-
-def _box(ax: Any, x: float, y: float, w: float, h: float, text: str, color: str,
-         fontsize: int = 9, family: str | None = None, left: bool = False) -> None:
-    from matplotlib.patches import FancyBboxPatch
-
-    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02", fc=color, ec="0.3"))
-    ax.text(x + 0.15 if left else x + w / 2, y + h / 2, text, ha="left" if left else "center",
-            va="center", fontsize=fontsize, family=family)
 
 
 def checklist() -> Any:

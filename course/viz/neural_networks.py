@@ -8,26 +8,11 @@ from typing import Any
 
 import torch
 
+from ._mpl import arrow as _arrow
+from ._mpl import box as _box
+from ._mpl import pyplot as _plt
+
 __all__ = ["autograd_graph", "decision_boundaries", "descent_1d", "families", "network"]
-
-
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _box(ax: Any, x: float, y: float, w: float, h: float, text: str, color: str,
-         fontsize: int = 9) -> None:
-    from matplotlib.patches import FancyBboxPatch
-
-    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02", fc=color, ec="0.3"))
-    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=fontsize)
-
-
-def _arrow(ax: Any, start: tuple[float, float], end: tuple[float, float], **style: Any) -> None:
-    props = {"arrowstyle": "->", "lw": 1.3, "color": "0.25"} | style
-    ax.annotate("", xy=end, xytext=start, arrowprops=props)
 
 
 def network(sizes: Sequence[int], names: Sequence[str] | None = None,

@@ -3,13 +3,12 @@ learning-rate curves. matplotlib is imported only when a picture is drawn."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 
-__all__ = ["optimizer_paths", "plot_lr_curves", "plot_paths"]
+__all__ = ["optimizer_paths", "plot_paths"]
 
 
 def optimizer_paths(f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -60,26 +59,5 @@ def plot_paths(f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     ax.set_ylabel("y")
     ax.legend(loc="upper left", fontsize=9)
     ax.set_title(title or "optimizer paths on a loss surface")
-    fig.tight_layout()
-    return fig
-
-
-def plot_lr_curves(curves: Mapping[str, Sequence[float]], ncols: int = 4,
-                   xlabel: str = "epoch") -> Any:
-    """One small plot per scheduler: the learning rate used at each epoch (or batch)."""
-    import matplotlib.pyplot as plt
-
-    n = len(curves)
-    nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.7 * nrows), squeeze=False)
-    for ax, (name, lrs) in zip(axes.flat, curves.items(), strict=False):
-        ax.plot(range(len(lrs)), list(lrs), drawstyle="steps-post", lw=1.8)
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel(xlabel, fontsize=8)
-        ax.set_ylabel("lr", fontsize=8)
-        ax.tick_params(labelsize=8)
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
     fig.tight_layout()
     return fig

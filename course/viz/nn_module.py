@@ -9,13 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._mpl import pyplot as _plt
+
 __all__ = ["show_attribute_kinds", "show_module_tree"]
-
-
-def _plt() -> Any:
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _own_params(module: nn.Module) -> int:

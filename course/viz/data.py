@@ -10,13 +10,9 @@ from typing import Any
 
 import torch
 
+from ._mpl import pyplot as _plt
+
 __all__ = ["batch_layout", "image_grid", "pixel_histograms", "throughput_bars"]
-
-
-def _plt() -> Any:
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def batch_layout(epochs: Sequence[Sequence[Sequence[int]]], n: int, title: str | None = None) -> Any:

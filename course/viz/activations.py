@@ -8,13 +8,9 @@ from typing import Any
 
 import torch
 
+from ._mpl import pyplot as _plt
+
 __all__ = ["plot_activations", "plot_gradient_depth", "plot_piecewise_linear"]
-
-
-def _plt() -> Any:
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_activations(fns: Mapping[str, Callable[[torch.Tensor], torch.Tensor]],
