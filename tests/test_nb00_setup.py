@@ -20,6 +20,19 @@ MUTANTS = {
     ],
 }
 
+CORRECT = {
+    "mean_square": [
+        ("pow and sum over numel", """
+            def mean_square(x):
+                return x.pow(2).sum() / x.numel()
+        """),
+        ("square method", """
+            import torch
+            def mean_square(x):
+                return torch.square(x).mean()
+        """),
+    ],
+}
+
 (test_solution_passes, test_mutant_loses_points, test_every_exercise_has_mutants,
- test_correct_variant_passes) = make_tests(
-    "00_setup", MUTANTS)
+ test_correct_variant_passes) = make_tests("00_setup", MUTANTS, CORRECT)

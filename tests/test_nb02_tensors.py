@@ -145,6 +145,49 @@ MUTANTS = {
     ],
 }
 
+CORRECT = {
+    "contiguous_strides": [
+        ("products of suffixes", """
+            import math
+            def contiguous_strides(shape):
+                return tuple(math.prod(max(s, 1) for s in shape[d + 1:]) for d in range(len(shape)))
+        """),
+    ],
+    "flat_index": [
+        ("a loop", """
+            def flat_index(index, strides, offset=0):
+                position = offset
+                for i, s in zip(index, strides):
+                    position += i * s
+                return position
+        """),
+    ],
+    "is_contiguous": [
+        ("expected strides compared", """
+            def is_contiguous(shape, strides):
+                expected = 1
+                for size, stride in reversed(list(zip(shape, strides))):
+                    if size == 0:
+                        return True
+                for size, stride in reversed(list(zip(shape, strides))):
+                    if size != 1 and stride != expected:
+                        return False
+                    expected *= size
+                return True
+        """),
+    ],
+    "transpose_view": [
+        ("lists swapped in place", """
+            def transpose_view(t, dim0, dim1):
+                n = t.dim()
+                a, b = dim0 % n, dim1 % n
+                size, stride = list(t.size()), list(t.stride())
+                size[a], size[b] = size[b], size[a]
+                stride[a], stride[b] = stride[b], stride[a]
+                return t.as_strided(tuple(size), tuple(stride), t.storage_offset())
+        """),
+    ],
+}
+
 (test_solution_passes, test_mutant_loses_points, test_every_exercise_has_mutants,
- test_correct_variant_passes) = make_tests(
-    "02_tensors", MUTANTS)
+ test_correct_variant_passes) = make_tests("02_tensors", MUTANTS, CORRECT)

@@ -53,7 +53,7 @@ MUTANTS = {
             "nn.Dropout(0.25), nn.Flatten(), nn.Linear(16 * 196, 1)"), "(n, 10) logits"),
         ("too weak", _cnn(
             "nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(), nn.MaxPool2d(4)",
-            "nn.Flatten(), nn.Dropout(0.5), nn.Linear(2 * 49, 10)"), "90.0% test accuracy"),
+            "nn.Flatten(), nn.Dropout(0.5), nn.Linear(2 * 49, 10)"), "86.0% test accuracy"),
         ("an MLP", _cnn(
             "nn.Flatten(), nn.Linear(784, 256), nn.ReLU()",
             "nn.Dropout(0.25), nn.Linear(256, 10)"), "nn.conv2d"),

@@ -148,3 +148,40 @@ def test_runner_sees_neither_the_source_nor_the_grader(tmp_path):
                      "write_system": False, "net": False}
     assert facts["pids"] <= 3, "the runner sees only its own processes"
     assert not os.path.exists("/usr/evil")
+
+
+def test_plain_nbgrader_autograde_gives_the_same_scores(tmp_path):
+    """The attackers and correct students above, through `nbgrader autograde` itself (what
+    formgrader's button runs), score exactly as through `course autograde`."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    course = tmp_path / "course"
+    shutil.copytree(SOLUTIONS / NB, course / "solutions" / NB)
+    shutil.copy(ROOT / "pyproject.toml", course / "pyproject.toml")
+    (course / "autograder").mkdir()
+    (course / "autograder" / "nbgrader_config.py").write_text(
+        "from pathlib import Path\nfrom course.grader.config import configure\n"
+        "c = get_config()\nconfigure(c, Path(__file__).resolve().parent.parent)\n")
+    submitted = course / "autograder" / "submitted"
+    out = tmp_path / "out"
+    students = {"alice": None, "bob": {"flat_index": WRONG_FLAT}}
+    for name, attack in _attacks(out, course).items():
+        if name in ("forge", "poison", "reader"):
+            students[f"mallory-{name}"] = {"flat_index": attack}
+    for student, answers in students.items():
+        submission(submitted, NB, answers, student=student)
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
+    for args in (["generate_assignment", NB, "--force"], ["autograde", NB], ["export"]):
+        done = subprocess.run([str(bindir / "nbgrader"), *args], cwd=course / "autograder",
+                              env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+    nbgrader_scores = {r["student_id"]: float(r["score"])
+                       for r in csv.DictReader(open(course / "autograder" / "grades.csv"))}
+    ours = autograde(submitted, out, db_url=f"sqlite:///{tmp_path / 'ours.db'}", jobs=2,
+                     progress=False, log=lambda s: None)
+    assert nbgrader_scores == {r["student"]: r["score"] for r in ours}
+    assert nbgrader_scores["alice"] == FULL and nbgrader_scores["bob"] == FULL - 2

@@ -51,6 +51,9 @@ class Recipe:
                 f"{self.epochs} epoch{'s' * (self.epochs > 1)} over {images} training images")
 
 
+_FORWARD = "a forward pass: the model must accept (N, 1, 28, 28) images and return (N, 10) logits"
+
+
 def _rng(device: torch.device) -> Any:
     return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
 
@@ -114,7 +117,7 @@ def _unused_parameters(model: nn.Module, device: torch.device) -> list[str]:
 
 
 def _tensor_out(value: Any, name: str, batch: int, hidden: bool) -> torch.Tensor:
-    value = expect(value, name, "a forward pass on a batch of (N, 1, 28, 28) images", hidden=hidden)
+    value = expect(value, name, _FORWARD, hidden=hidden)
     got = value.type if isinstance(value, Opaque) else type(value).__name__
     require(isinstance(value, torch.Tensor) and tuple(value.shape) == (batch, 10),
             f"{name}'s model must map (N, 1, 28, 28) images to (N, 10) logits, one score per class",
@@ -241,8 +244,11 @@ def train_and_export(factory: Callable[[], Any], name: str, recipe: Recipe, *, s
                     "type": type(model).__name__}
         model = model.to(device)
         params = sum(p.numel() for p in model.parameters())
-        macs = attempt(_hook_cost, model, device, call=f"{name}()(x)")
-        over = params > recipe.max_params or (isinstance(macs, int) and macs > recipe.max_macs)
+        macs = attempt(_hook_cost, model, device,
+                       call=f"{name}()(x) for images x of shape (1, 1, 28, 28)")
+        if isinstance(macs, Raised):
+            return {"built": None, "forward": macs}
+        over = params > recipe.max_params or macs > recipe.max_macs
         trained = "over budget" if over else attempt(
             _train, model, recipe, seed, device,
             call=f"training {name}() with the course's recipe")
@@ -271,6 +277,7 @@ def judge_trained(data: Any, name: str, recipe: Recipe, advice: str, *, hidden: 
     test set the judge loads itself."""
     require(isinstance(data, dict), f"the grader got no usable result for {name}", None, hidden)
     expect(data.get("built"), name, "building a fresh model", hidden=hidden)
+    expect(data.get("forward"), name, _FORWARD, hidden=hidden)
     require("program" in data, f"{name} must give an nn.Module", f"got {data.get('type')}", hidden)
     program = data["program"]
     if isinstance(program, Raised):

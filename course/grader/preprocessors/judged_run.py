@@ -36,7 +36,8 @@ class JudgedRun(NbGraderPreprocessor):
         root = Path(self.course_root or ".")
         source_path = root / self.source_directory / info["assignment"] / f"{info['notebook']}.ipynb"
         source = read_notebook(source_path)
-        hide = [Path(p) for p in (resources.get("course_hide") or [])]
+        # The course directory holds the source, the submissions, the gradebook: all invisible.
+        hide = [root.resolve()] + [Path(p) for p in (resources.get("course_hide") or [])]
         sandbox = find_sandbox(hide=hide, data=data_root(), allow_none=self.unsafe_no_sandbox,
                                warn=self.log.warning)
         report, judged = grade_submission(source, nb, sandbox=sandbox, data=data_root(),
