@@ -110,7 +110,7 @@ def _cmd_autograde(args: argparse.Namespace) -> int:
         results = autograde(Path(args.submitted), out, assignments=args.assignment or None,
                             students=args.student or None, force=args.force, jobs=args.jobs,
                             db_url=args.db, unsafe_no_sandbox=args.unsafe_no_sandbox,
-                            progress=not args.quiet)
+                            progress=not args.quiet, cluster=args.cluster)
     except SandboxUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
@@ -209,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--db", metavar="URL", help="gradebook database URL (default: the one in "
                    "autograder/nbgrader_config.py; e.g. postgresql+psycopg://user@host/course)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="grade on a Dask cluster: the scheduler's address, e.g. tcp://HOST:8786 "
+                        "(one task per notebook; see autograder/README.md)")
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="grade without a sandbox: student code runs as you (never for untrusted work)")
     p.set_defaults(func=_cmd_autograde)

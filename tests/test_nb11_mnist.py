@@ -85,6 +85,33 @@ MUTANTS = {
                     count += len(y)
                 return total / count
         """, "left over"),
+        ("counts samples with len(loader.dataset)", """
+            def train_one_epoch(model, loader, loss_fn, optimizer, device):
+                model.train()
+                total = 0.0
+                for x, y in loader:
+                    x, y = x.to(device), y.to(device)
+                    optimizer.zero_grad()
+                    loss = loss_fn(model(x), y)
+                    loss.backward()
+                    optimizer.step()
+                    total += loss.item() * len(y)
+                return total / len(loader.dataset)
+        """, "any iterable of batches"),
+        ("reads the optimizer's learning rate", """
+            def train_one_epoch(model, loader, loss_fn, optimizer, device):
+                model.train()
+                total, count = 0.0, 0
+                for x, y in loader:
+                    x, y = x.to(device), y.to(device)
+                    optimizer.zero_grad()
+                    loss = loss_fn(model(x), y) * optimizer.param_groups[0]["lr"] / 0.1
+                    loss.backward()
+                    optimizer.step()
+                    total += loss.item() * len(y)
+                    count += len(y)
+                return total / count
+        """, "zero_grad() and optimizer.step()"),
         ("delegates to the course's loop", """
             from course import training as _t
             def train_one_epoch(model, loader, loss_fn, optimizer, device):
@@ -171,6 +198,19 @@ MUTANTS = {
                         count += len(y)
                 return {"loss": total / count, "accuracy": correct / count}
         """, "loader it is given"),
+        ("counts samples with len(loader.dataset)", """
+            def evaluate(model, loader, loss_fn, device):
+                model.eval()
+                total, correct = 0.0, 0
+                with torch.no_grad():
+                    for x, y in loader:
+                        x, y = x.to(device), y.to(device)
+                        out = model(x)
+                        total += loss_fn(out, y).item() * len(y)
+                        correct += (out.argmax(1) == y).sum().item()
+                n = len(loader.dataset)
+                return {"loss": total / n, "accuracy": correct / n}
+        """, "any iterable of batches"),
         ("argmax over the batch dimension", """
             def evaluate(model, loader, loss_fn, device):
                 model.eval()
@@ -211,6 +251,108 @@ MUTANTS = {
     ],
 }
 
+CORRECT = {
+    "train_one_epoch": [
+        ("progress bar, tensor accumulation, set_to_none", """
+            from tqdm.auto import tqdm
+
+            def train_one_epoch(model, loader, loss_fn, optimizer, device):
+                model.train(True)
+                running = torch.zeros((), device=device)
+                seen = 0
+                for batch, (X, y) in enumerate(tqdm(loader, desc="train", leave=False)):
+                    X, y = X.to(device), y.to(device)
+                    optimizer.zero_grad(set_to_none=True)
+                    pred = model(X)
+                    loss = loss_fn(pred, y)
+                    loss.backward()
+                    optimizer.step()
+                    running += loss.detach() * y.size(0)
+                    seen += y.size(0)
+                return (running / seen).item()
+        """),
+        ("weighted average at the end", """
+            def train_one_epoch(model, loader, loss_fn, optimizer, device):
+                model.train()
+                losses, sizes = [], []
+                for inputs, targets in iter(loader):
+                    inputs = inputs.to(device, non_blocking=True)
+                    targets = targets.to(device, non_blocking=True)
+                    optimizer.zero_grad()
+                    output = model(inputs)
+                    loss = loss_fn(output, targets)
+                    loss.backward()
+                    optimizer.step()
+                    losses.append(loss.item())
+                    sizes.append(len(targets))
+                return sum(l * n for l, n in zip(losses, sizes)) / sum(sizes)
+        """),
+    ],
+    "evaluate": [
+        ("tqdm progress bar", """
+            from tqdm.auto import tqdm
+
+            def evaluate(model, loader, loss_fn, device):
+                model.eval()
+                loss_sum, correct, n = 0.0, 0, 0
+                with torch.no_grad():
+                    for x, y in tqdm(loader, desc="eval", leave=False):
+                        x, y = x.to(device), y.to(device)
+                        logits = model(x)
+                        loss_sum += loss_fn(logits, y).item() * y.size(0)
+                        correct += (logits.argmax(dim=1) == y).sum().item()
+                        n += y.size(0)
+                return {"loss": loss_sum / n, "accuracy": correct / n}
+        """),
+        ("inference_mode decorator, tensors summed at the end", """
+            @torch.inference_mode()
+            def evaluate(model, loader, loss_fn, device):
+                model.eval()
+                losses, hits, count = [], [], 0
+                for x, y in loader:
+                    x, y = x.to(device), y.to(device)
+                    logits = model(x)
+                    losses.append(loss_fn(logits, y) * len(y))
+                    hits.append((logits.argmax(1) == y).sum())
+                    count += len(y)
+                return {"loss": (torch.stack(losses).sum() / count).item(),
+                        "accuracy": (torch.stack(hits).sum() / count).item()}
+        """),
+    ],
+    "build_mnist_mlp": [
+        ("a class with torch.flatten, F.relu and Dropout", """
+            import torch.nn.functional as F
+
+            class _MLP(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc1 = nn.Linear(28 * 28, 512)
+                    self.drop = nn.Dropout(0.2)
+                    self.fc2 = nn.Linear(512, 10)
+
+                def forward(self, x):
+                    x = torch.flatten(x, 1)
+                    return self.fc2(self.drop(F.relu(self.fc1(x))))
+
+            def build_mnist_mlp():
+                return _MLP()
+        """),
+        ("named layers, view(n, -1), GELU", """
+            from collections import OrderedDict
+
+            class _Flat(nn.Module):
+                def forward(self, x):
+                    return x.view(x.size(0), -1)
+
+            def build_mnist_mlp():
+                return nn.Sequential(OrderedDict([
+                    ("flat", _Flat()), ("fc1", nn.Linear(784, 300)), ("act1", nn.GELU()),
+                    ("fc2", nn.Linear(300, 100)), ("act2", nn.GELU()), ("out", nn.Linear(100, 10)),
+                ]))
+        """),
+    ],
+}
+
 (test_solution_passes, test_mutant_loses_points, test_every_exercise_has_mutants,
  test_correct_variant_passes) = make_tests(
-    "11_mnist", MUTANTS)
+    "11_mnist", MUTANTS, CORRECT)

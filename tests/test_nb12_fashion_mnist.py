@@ -143,9 +143,269 @@ def load_checkpoint(path, model, optimizer, scheduler):
         """, "weights_only=true"),
         ("weights not restored", _SAVE + _LOAD.replace('    model.load_state_dict(state["model"])\n', ''),
          "saved weights"),
+        ("parameters without buffers", """
+            def save_checkpoint(path, model, optimizer, scheduler, epoch):
+                torch.save({"model": {k: p.detach() for k, p in model.named_parameters()},
+                            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                            "epoch": epoch, "rng": torch.get_rng_state()}, path)
+
+            def load_checkpoint(path, model, optimizer, scheduler):
+                state = torch.load(path, weights_only=True)
+                model.load_state_dict(state["model"], strict=False)
+                optimizer.load_state_dict(state["optimizer"])
+                scheduler.load_state_dict(state["scheduler"])
+                torch.set_rng_state(state["rng"])
+                return state["epoch"]
+        """, "buffers"),
+    ],
+}
+
+CORRECT = {
+    "FashionCNN": [
+        ("torch-style: named layers, F.relu / F.max_pool2d, view(n, -1)", """
+            import torch.nn.functional as F
+
+            class FashionCNN(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(1, 32, kernel_size=3, padding=1)
+                    self.bn1 = nn.BatchNorm2d(32)
+                    self.conv2 = nn.Conv2d(32, 32, kernel_size=3, padding=1)
+                    self.bn2 = nn.BatchNorm2d(32)
+                    self.dropout = nn.Dropout(0.3)
+                    self.fc = nn.Linear(32 * 7 * 7, 10)
+
+                def forward(self, x):
+                    x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+                    x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
+                    x = x.view(x.size(0), -1)
+                    return self.fc(self.dropout(x))
+        """),
+    ],
+    "per_class_accuracy": [
+        ("a loop over classes", """
+            def per_class_accuracy(preds, targets, num_classes):
+                if preds.ndim == 2:
+                    preds = preds.argmax(dim=1)
+                out = torch.zeros(num_classes, device=targets.device)
+                for c in range(num_classes):
+                    mask = targets == c
+                    if mask.any():
+                        out[c] = (preds[mask] == c).float().mean()
+                return out
+        """),
+        ("the diagonal of a confusion matrix", """
+            def per_class_accuracy(preds, targets, num_classes):
+                if preds.dim() == 2:
+                    preds = preds.argmax(1)
+                cm = torch.bincount(targets * num_classes + preds, minlength=num_classes ** 2)
+                cm = cm.reshape(num_classes, num_classes).float()
+                return (cm.diagonal() / cm.sum(dim=1)).nan_to_num(0.0)
+        """),
+    ],
+    "checkpoint": [
+        ("atomic write, torch.random, CUDA states, map_location", """
+            import os
+
+            def save_checkpoint(path, model, optimizer, scheduler, epoch):
+                tmp = str(path) + ".tmp"
+                torch.save({
+                    "epoch": epoch,
+                    "model_state_dict": model.state_dict(),
+                    "optimizer_state_dict": optimizer.state_dict(),
+                    "scheduler_state_dict": scheduler.state_dict(),
+                    "torch_rng_state": torch.random.get_rng_state(),
+                    "cuda_rng_state": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                }, tmp)
+                os.replace(tmp, path)
+
+            def load_checkpoint(path, model, optimizer, scheduler):
+                ckpt = torch.load(path, map_location="cpu", weights_only=True)
+                model.load_state_dict(ckpt["model_state_dict"])
+                optimizer.load_state_dict(ckpt["optimizer_state_dict"])
+                scheduler.load_state_dict(ckpt["scheduler_state_dict"])
+                torch.random.set_rng_state(ckpt["torch_rng_state"])
+                if ckpt["cuda_rng_state"] and torch.cuda.is_available():
+                    torch.cuda.set_rng_state_all(ckpt["cuda_rng_state"])
+                return int(ckpt["epoch"])
+        """),
     ],
 }
 
 (test_solution_passes, test_mutant_loses_points, test_every_exercise_has_mutants,
  test_correct_variant_passes) = make_tests(
-    "12_fashion_mnist", MUTANTS)
+    "12_fashion_mnist", MUTANTS, CORRECT)
+
+
+# --- the trained model crosses to the judge as an exported program, never as code ---------------
+
+_NET = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(8 * 14 * 14, 10))
+
+    def forward(self, x):
+        return self.head(nn.functional.max_pool2d(torch.relu(self.bn(self.conv(x))), 2))
+'''
+
+_JUDGE = '''
+import json, pickle, sys
+import torch
+import torch.serialization
+
+unpickled = []
+
+
+def refuse(*args, **kwargs):
+    unpickled.append(1)
+    raise AssertionError("the judge must not unpickle anything")
+
+
+torch.load = torch.serialization.load = pickle.load = pickle.loads = refuse
+sys.addaudithook(lambda event, args: unpickled.append(event) if event == "pickle.find_class" else None)
+from course.checks import _transcript as tr
+from course.checks._core import CheckFailure
+from course.checks._training.models import Recipe, judge_trained
+from course.checks._training.program import Program
+
+folder = sys.argv[1]
+data = tr.decode(tr.loads(open(folder + "/doc.json").read()), open(folder + "/blob.bin", "rb").read())
+recipe = Recipe(**json.loads(open(folder + "/recipe.json").read()))
+program = Program(data["program"])
+try:
+    judge_trained(data, "Net", recipe, "", hidden=False, seed=0)
+    verdict = "passed"
+except CheckFailure as failure:
+    verdict = str(failure)
+print(json.dumps({"verdict": verdict, "cost": program.cost()[0], "params": program.params,
+                  "student_module_loaded": "student_net" in sys.modules,
+                  "unpickled": len(unpickled)}))
+'''
+
+
+def _tiny_recipe(target: float):
+    from course.checks._training.models import Recipe
+
+    return Recipe("FashionMNIST", train_images=2048, epochs=1, batch_size=64, optimizer="SGD",
+                  max_lr=0.05, target=target, max_params=1_000_000, max_macs=2_500_000)
+
+
+def test_judge_runs_the_exported_program_in_a_process_without_student_code(tmp_path, monkeypatch):
+    import dataclasses
+    import json
+    import subprocess
+    import sys
+
+    from course.checks import _transcript as tr
+    from course.checks._training.models import train_and_export
+
+    (tmp_path / "student_net.py").write_text(_NET)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from student_net import Net
+
+    recipe = _tiny_recipe(target=0.6)
+    doc, blob = tr.encode(train_and_export(Net, "Net", recipe, seed=0))
+    out = tmp_path / "transcript"
+    out.mkdir()
+    (out / "doc.json").write_text(tr.dumps(doc))
+    (out / "blob.bin").write_bytes(blob)
+    (out / "recipe.json").write_text(json.dumps(dataclasses.asdict(recipe)))
+    done = subprocess.run([sys.executable, "-c", _JUDGE, str(out)], capture_output=True, text=True,
+                          cwd=str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["verdict"] == "passed", result
+    assert result["cost"] == 28 * 28 * 8 * 9 + 8 * 14 * 14 * 10  # conv + linear, per image
+    assert result["params"] == sum(p.numel() for p in Net().parameters())
+    assert not result["student_module_loaded"] and result["unpickled"] == 0
+
+
+def _program_record(model):
+    import json
+
+    from course.checks._training.program import record_program
+    from course.checks._transcript import roundtrip
+
+    record = roundtrip(record_program(model, "model"))
+    return record, json.loads(record["graph"])
+
+
+def test_program_matches_the_model_and_counts_its_cost():
+    import torch
+    from torch import nn
+
+    from course.checks._training.program import Program
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16),
+                          nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(0.5),
+                          nn.Linear(16 * 196, 10))
+    model.train()(torch.randn(64, 1, 28, 28))  # BatchNorm statistics that matter in eval mode
+    record, _ = _program_record(model)
+    program = Program(record)
+    assert program.cost() == (28 * 28 * 16 * 9 + 16 * 196 * 10, (500, 10), torch.float32)
+    x = torch.randn(500, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(program(x), model.eval()(x), atol=1e-5)
+
+
+def json_copy(value):
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+def _edited(record, graph):
+    import json
+
+    return {**record, "graph": json.dumps(graph)}
+
+
+def test_program_refuses_what_it_cannot_vouch_for():
+    from torch import nn
+
+    from course.checks._training.program import Program, ProgramError
+
+    class Huge(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(784, 10)
+
+        def forward(self, x):
+            return self.fc(x.expand(500, 2000, 28, 28).clone().sum(1).flatten(1))
+
+    record, graph = _program_record(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)))
+    Program(record).cost()
+    for target in ("torch.ops.aten.empty.memory_format", "builtins.eval", ["list"], None):
+        bad = json_copy(graph)
+        bad["graph"]["nodes"][0]["target"] = target
+        with pytest.raises(ProgramError, match="does not evaluate|malformed"):
+            Program(_edited(record, bad))
+    bad = json_copy(graph)
+    bad["graph"]["nodes"][-1]["inputs"][0]["arg"] = {"as_sym_int": {"as_name": "s0"}}
+    with pytest.raises(ProgramError, match="not supported"):
+        Program(_edited(record, bad)).cost()
+    for garbage in (None, {}, {"graph": "{not json"}, {"graph": "[]"},
+                    {**record, "state": {}}, {**record, "graph": '{"graph": 1, "signature": 2}'}):
+        with pytest.raises(ProgramError):
+            Program(garbage).cost()
+    huge, _ = _program_record(Huge())
+    with pytest.raises(ProgramError, match="too large|too much"):
+        Program(huge).cost()
+
+
+def test_accuracy_verdict_survives_garbage():
+    from course.checks import CheckFailure
+    from course.checks.fashion_mnist import fashion_cnn_accuracy
+
+    for data in (None, [], {"built": None}, {"built": None, "program": 3, "trained": True},
+                 {"built": None, "program": {"graph": "x"}, "trained": True}):
+        with pytest.raises(CheckFailure):
+            fashion_cnn_accuracy.judge({"data": data, "evidence": []}, {})

@@ -48,7 +48,8 @@ def _cnn_scenario(cls: Any, *, thorough: bool = False, seed: int = 0) -> dict:
     return {"class": True, **structure_facts(cls, "FashionCNN", seed=seed, thorough=thorough)}
 
 
-def _cnn_verdict(facts: Any, *, thorough: bool = False, hidden: bool = False, seed: int = 0) -> None:
+def _cnn_verdict(facts: Any, *, thorough: bool = False, hidden: bool = False,
+                 seed: int = 0) -> None:
     require(isinstance(facts, dict) and facts.get("class") is True,
             "FashionCNN must be a class that subclasses nn.Module",
             f"got a {facts.get('type') if isinstance(facts, dict) else '?'}", hidden)
@@ -72,8 +73,8 @@ def _accuracy_verdict(data: Any, *, thorough: bool = False, hidden: bool = False
 
 fashion_cnn_accuracy = Check("fashion_mnist.fashion_cnn_accuracy", "FashionCNN",
                              _accuracy_scenario, _accuracy_verdict)
-fashion_cnn_accuracy.__doc__ = (f"Train ``cls()`` with the course's recipe; the exported model must "
-                                f"reach {CNN_RECIPE.target:.1%} FashionMNIST test accuracy.")
+fashion_cnn_accuracy.__doc__ = (f"Train ``cls()`` with the course's recipe; the exported model "
+                                f"must reach {CNN_RECIPE.target:.1%} FashionMNIST test accuracy.")
 
 
 # --- per_class_accuracy --------------------------------------------------------------------------
@@ -111,7 +112,8 @@ def _pca_scenario(fn: Callable[..., Any], *, thorough: bool = False, seed: int =
     return {"device": str(device), "outputs": outputs}
 
 
-def _pca_verdict(record: Any, *, thorough: bool = False, hidden: bool = False, seed: int = 0) -> None:
+def _pca_verdict(record: Any, *, thorough: bool = False, hidden: bool = False,
+                 seed: int = 0) -> None:
     from torchmetrics.classification import MulticlassAccuracy
 
     cases = _pca_cases(thorough, seed)
@@ -133,8 +135,9 @@ def _pca_verdict(record: Any, *, thorough: bool = False, hidden: bool = False, s
                 f"inputs on {record.get('device')}, result on {where}", hidden)
         got = got.detach().cpu().float()
         if bool(torch.isnan(got).any()):
-            raise CheckFailure("a class that never occurs in targets must get 0, not NaN: guard the "
-                               "division by its count (0/0), as torchmetrics does", detail, hidden)
+            raise CheckFailure("a class that never occurs in targets must get 0, not NaN: guard "
+                               "the division by its count (0/0), as torchmetrics does", detail,
+                               hidden)
         expected = MulticlassAccuracy(num_classes=c, average=None)(preds, targets).float()
         if torch.allclose(got, expected, atol=1e-6):
             continue
@@ -165,7 +168,8 @@ per_class_accuracy = Check(
                names=frozenset({"torchmetrics", "MulticlassAccuracy", "multiclass_accuracy",
                                 "Accuracy", "MulticlassRecall", "multiclass_recall"}),
                attrs=frozenset({"accuracy", "recall"})))
-per_class_accuracy.__doc__ = "``fn(preds, targets, num_classes)`` must equal MulticlassAccuracy(average=None)."
+per_class_accuracy.__doc__ = ("``fn(preds, targets, num_classes)`` must equal "
+                              "MulticlassAccuracy(average=None).")
 
 
 # --- checkpoint ----------------------------------------------------------------------------------

@@ -7,10 +7,12 @@ with the same values.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CELL_TIMEOUT", "COURSE_ID", "NOTEBOOK_TIMEOUT", "configure", "load_config"]
+__all__ = ["CELL_TIMEOUT", "COURSE_ID", "NOTEBOOK_TIMEOUT", "configure", "gradebook_url",
+           "load_config"]
 
 COURSE_ID = "pytorch-nn-course"
 CELL_TIMEOUT = 300  # seconds one check scenario may run (training scenarios included)
@@ -20,6 +22,16 @@ KERNEL_MEMORY_GB = 6.0  # data-segment limit of a runner (RLIMIT_DATA; CUDA's re
 TRANSCRIPT_LIMIT = 1 << 30  # bytes a runner may write in all (RLIMIT_FSIZE, and what the judge reads)
 RESTARTS = 4  # times a runner is restarted after a crash or hang, skipping the culprit
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+
+
+def gradebook_url(root: Path) -> str:
+    """``COURSE_DB_URL`` when set (a shared PostgreSQL gradebook for many graders, e.g.
+    ``postgresql+psycopg://grader@db.example.edu/course``; keep the password in ``PGPASSWORD`` or
+    ``~/.pgpass``), else SQLite in ``autograder/gradebook.db``."""
+    url = os.environ.get("COURSE_DB_URL", "").strip()
+    if url.startswith(("postgresql://", "postgres://")):  # the driver the course installs
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url or f"sqlite:///{Path(root) / 'autograder' / 'gradebook.db'}"
 
 
 def configure(c: Any, root: Path) -> None:
@@ -32,7 +44,7 @@ def configure(c: Any, root: Path) -> None:
     c.CourseDirectory.submitted_directory = "autograder/submitted"
     c.CourseDirectory.autograded_directory = "autograder/autograded"
     c.CourseDirectory.feedback_directory = "autograder/feedback"
-    c.CourseDirectory.db_url = f"sqlite:///{root / 'autograder' / 'gradebook.db'}"
+    c.CourseDirectory.db_url = gradebook_url(root)
     c.Exchange.root = str(root / "autograder" / "exchange")  # nbgrader release/collect, local
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
     c.ClearSolutions.code_stub = {"python": CODE_STUB}

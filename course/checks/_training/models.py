@@ -157,9 +157,11 @@ def judge_structure(facts: Any, name: str, *, mlp: bool, hidden: bool) -> None:
                 "(Conv-BN-ReLU-Pool): it keeps training fast and stable", None, hidden)
         require(has.get("Dropout") is True, "FashionCNN needs Dropout (before the classifier) "
                 "against overfitting", None, hidden)
-        train, evaluated = (_tensor_out(v, name, 8, hidden) for v in facts.get("train_eval", [None] * 2))
+        train, evaluated = (_tensor_out(v, name, 8, hidden)
+                            for v in facts.get("train_eval", [None] * 2))
         require(not torch.allclose(train, evaluated), "FashionCNN behaves the same in train() and "
-                "eval() mode: its Dropout and BatchNorm layers must be used in forward", None, hidden)
+                "eval() mode: its Dropout and BatchNorm layers must be used in forward", None,
+                hidden)
     if "unused" in facts:
         unused = expect(facts["unused"], name, "a backward pass through the model", hidden=hidden)
         require(unused == [], f"every parameter of {name}'s model must be used in forward (unused "
@@ -263,11 +265,13 @@ def _test_accuracy(program: Program, dataset: str) -> float:
     x, y = load_split(dataset, train=False)
     mean, std = NORMALIZATION[dataset]
     correct = 0
-    for images, labels in InMemoryImageLoader(x, y, EXPORT_BATCH, mean=mean, std=std):
-        n = labels.shape[0]
-        if n < EXPORT_BATCH:  # the program's batch size is fixed
-            images = torch.cat([images, images.new_zeros(EXPORT_BATCH - n, *images.shape[1:])])
-        correct += int((program(images)[:n].argmax(1) == labels).sum())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # a program that drops units even in eval mode: the same each time
+        for images, labels in InMemoryImageLoader(x, y, EXPORT_BATCH, mean=mean, std=std):
+            n = labels.shape[0]
+            if n < EXPORT_BATCH:  # the program's batch size is fixed
+                images = torch.cat([images, images.new_zeros(EXPORT_BATCH - n, *images.shape[1:])])
+            correct += int((program(images)[:n].argmax(1) == labels).sum())
     return correct / y.shape[0]
 
 

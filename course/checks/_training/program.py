@@ -126,6 +126,14 @@ class Program:
     """A recorded program, checked and ready to run; built only from plain data."""
 
     def __init__(self, record: Any):
+        try:
+            self._load(record)
+        except (AttributeError, TypeError, KeyError, ValueError) as exc:
+            if isinstance(exc, ProgramError):
+                raise
+            raise ProgramError("the program is malformed") from None
+
+    def _load(self, record: Any) -> None:
         _need(isinstance(record, dict) and type(record.get("graph")) is str,
               "the record holds no program")
         _need(len(record["graph"]) <= MAX_GRAPH_CHARS, "the program is too large")
@@ -143,7 +151,7 @@ class Program:
             _need(isinstance(node, dict) and isinstance(node.get("inputs"), list)
                   and isinstance(node.get("outputs"), list), "an operation is malformed")
             target = node.get("target")
-            if target not in _OPS:
+            if type(target) is not str or target not in _OPS:
                 short = str(target).removeprefix("torch.ops.")[:80]
                 raise ProgramError(f"it uses the operation {short}, which the grader does not "
                                    "evaluate (build the model from standard layers)")
@@ -208,7 +216,8 @@ class Program:
             _need(type(v) is bool, "a boolean argument is malformed")
             return v
         if kind == "as_bools":
-            _need(type(v) is list and all(type(b) is bool for b in v), "a boolean list is malformed")
+            _need(type(v) is list and all(type(b) is bool for b in v),
+                  "a boolean list is malformed")
             return v
         if kind == "as_string":
             _need(type(v) is str and len(v) <= 20, "a string argument is malformed")
@@ -245,7 +254,7 @@ class Program:
                 kwargs = {k: v for k, v in kwargs.items() if k in ("dtype", "memory_format")}
             try:
                 out = _OPS[target](*args, **kwargs)
-            except (RuntimeError, TypeError, ValueError, IndexError) as exc:
+            except (RuntimeError, TypeError, ValueError, IndexError, ArithmeticError) as exc:
                 raise ProgramError(f"{target.removeprefix('torch.ops.')} failed: "
                                    f"{str(exc).splitlines()[0][:160]}") from None
             results = list(out) if isinstance(out, (tuple, list)) else [out]
