@@ -104,7 +104,7 @@ def attempt(fn: Any, *args: Any, call: str | None = None, **kwargs: Any) -> Any:
     ``call`` is how the call reads in feedback (default: the function's name and the arguments).
     """
     try:
-        return fn(*args, **kwargs)
+        return _plain(fn(*args, **kwargs))
     except Exception as exc:  # noqa: BLE001 - whatever the student's code raises is data here
         name = getattr(fn, "__name__", None) or type(fn).__name__
         text = call if call is not None else _call_text(str(name), args, kwargs)
@@ -143,6 +143,35 @@ def swapped_globals(obj: Any, replacements: Mapping[str, Any]) -> Iterator[None]
     finally:
         for g, name, value in reversed(saved):
             g[name] = value
+
+
+def run_scenario(scenario: Callable[..., Any], exercise: str, answers: Sequence[Any],
+                 options: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"data": ..., "evidence": [...]}``, or ``{"failed": Raised}`` when the scenario itself
+    broke on what the answer did. The runner captures this function (and each scenario) before
+    any answer runs, so rebinding them later changes nothing it calls."""
+    evidence: list[str] = []
+    token = _EVIDENCE.set(evidence)
+    try:
+        data = scenario(*answers, **options)
+        return {"data": data, "evidence": evidence}
+    except Exception as exc:  # noqa: BLE001 - a scenario must survive any answer
+        return {"failed": Raised(exercise, type(exc).__name__, str(exc)[:400]), "evidence": evidence}
+    finally:
+        _EVIDENCE.reset(token)
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """Tensors the student returned, as plain tensors (still in the autograd graph): a subclass's
+    ``__torch_function__`` never runs inside the scenario's own computations."""
+    if isinstance(value, torch.Tensor) and type(value) is not torch.Tensor:
+        with torch._C.DisableTorchFunction():
+            return torch.Tensor.as_subclass(value, torch.Tensor)
+    if depth < 4 and type(value) in (tuple, list):
+        return type(value)(_plain(v, depth + 1) for v in value)
+    if depth < 4 and type(value) is dict:
+        return {k: _plain(v, depth + 1) for k, v in value.items()}
+    return value
 
 
 # --- verdict side ---------------------------------------------------------------------------------
@@ -200,16 +229,7 @@ class Check:
 
     def record(self, answers: Sequence[Any], options: Mapping[str, Any]) -> dict[str, Any]:
         """Run the scenario; always return a record, whatever the student's code does."""
-        evidence: list[str] = []
-        token = _EVIDENCE.set(evidence)
-        try:
-            data = self.scenario(*answers, **self.scenario_options(options))
-            return {"data": data, "evidence": evidence}
-        except Exception as exc:  # noqa: BLE001 - a scenario must survive any answer
-            return {"failed": Raised(self.exercise, type(exc).__name__, str(exc)[:400]),
-                    "evidence": evidence}
-        finally:
-            _EVIDENCE.reset(token)
+        return run_scenario(self.scenario, self.exercise, answers, self.scenario_options(options))
 
     def judge(self, record: Any, options: Mapping[str, Any], findings: Sequence[str] = ()) -> None:
         """Decide from a decoded record; raise :class:`CheckFailure` when the answer is wrong."""

@@ -20,18 +20,55 @@ from ._core import CheckFailure, note_evidence
 if TYPE_CHECKING:
     from ._core import Check, Delegation
 
-__all__ = ["delegation_failure", "findings_for_objects", "findings_for_source", "tripwire"]
+__all__ = ["delegation_failure", "findings_for_objects", "findings_for_source", "safe_parse",
+           "tripwire"]
+
+# Calls whose string arguments name attributes or modules: getattr(torch, "relu") uses relu.
+_NAMING_CALLS = {"getattr", "hasattr", "attrgetter", "methodcaller", "__import__",
+                 "import_module", "__getattribute__", "get_submodule"}
+
+
+def safe_parse(text: str) -> ast.Module | None:
+    """The syntax tree of ``text`` (IPython syntax turned into Python first), or None when it
+    cannot be read: nothing a student writes makes the parser crash the grader."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        text = TransformerManager().transform_cell(text)
+    except Exception:  # noqa: BLE001 - IPython missing or confused: parse the text as it is
+        pass
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, TypeError):
+        return None
+
+
+def _naming_strings(tree: ast.AST) -> set[str]:
+    """Strings used as names: arguments of getattr-like calls, keys into vars()/__dict__."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            if name in _NAMING_CALLS:
+                found |= {a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)}
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) \
+                and isinstance(node.slice.value, str):
+            base = node.value
+            if (isinstance(base, ast.Attribute) and base.attr == "__dict__") or (
+                    isinstance(base, ast.Call) and isinstance(base.func, ast.Name) and base.func.id == "vars"):
+                found.add(node.slice.value)
+    return found
 
 
 def _names_in(tree: ast.AST) -> tuple[set[str], set[str], set[str], set[str]]:
-    """(attribute names, strings, names imported from torch, base-class names) in ``tree``."""
-    attrs, strings, imported, bases = set(), set(), set(), set()
+    """(attribute names, strings used as names, names imported from torch, base-class names)."""
+    attrs, imported, bases = set(), set(), set()
+    strings = _naming_strings(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):
             if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls", "ctx")):
                 attrs.add(node.attr)  # `self.dropout` is the student's own attribute
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 60:
-            strings.add(node.value)
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "torch":
             imported.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ClassDef):
@@ -48,9 +85,8 @@ def torch_names(preamble: Iterable[str]) -> set[str]:
     DataLoader``): used bare in an answer, they are torch's objects."""
     found: set[str] = set()
     for source in preamble:
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:
+        tree = safe_parse(source)
+        if tree is None:
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in ("torch", "torchvision"):
@@ -69,15 +105,17 @@ def findings_for_source(rules: Delegation, sources: Iterable[str],
     subclassed: set[str] = set()
     outside = set(preamble_names)
     for source in sources:
-        try:
-            tree = ast.parse(textwrap.dedent(source))
-        except SyntaxError:
-            continue  # a syntax error fails on its own when the cell runs
+        tree = safe_parse(textwrap.dedent(source))
+        if tree is None:
+            continue  # the judge grades unreadable answers as unanswered
         attrs, strings, imported, bases = _names_in(tree)
         defined = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
         defined |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)}
         bare = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
         imported |= (bare & outside) - defined
+        if any(isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[0] in ("torch", "torchvision")
+               and any(a.name == "*" for a in n.names) for n in ast.walk(tree)):
+            imported |= bare - defined  # `from torch import *`: every free name may be torch's
         used |= (attrs | strings | imported) & rules.names
         used |= (attrs | strings) & rules.attrs
         subclassed |= bases & rules.bases

@@ -60,6 +60,13 @@ class Opaque:
 
 
 @dataclass
+class _Reader:
+    blob: memoryview
+    end: int = 0  # tensor records must follow one another: no two share bytes
+    decoded: int = 0
+
+
+@dataclass
 class _Writer:
     chunks: list[bytes] = field(default_factory=list)
     size: int = 0
@@ -85,7 +92,10 @@ def _safe_repr(value: Any) -> str:
 
 
 def _encode_tensor(t: torch.Tensor, w: _Writer) -> dict:
-    plain = t.as_subclass(torch.Tensor) if type(t) is not torch.Tensor else t
+    if type(t) is not torch.Tensor:
+        with torch._C.DisableTorchFunction():
+            t = torch.Tensor.as_subclass(t, torch.Tensor)
+    plain = t
     if plain.layout != torch.strided or plain.device.type == "meta":
         return {"__opaque__": f"torch.Tensor({plain.layout}, {plain.device})", "repr": ""}
     name = str(plain.dtype).removeprefix("torch.")
@@ -150,13 +160,17 @@ def _str(x: Any, what: str) -> str:
     return x
 
 
-def _decode_tensor(d: dict, blob: memoryview, device_ok: bool) -> torch.Tensor:
+def _decode_tensor(d: dict, reader: _Reader, device_ok: bool) -> torch.Tensor:
+    blob = reader.blob
     dtype = _DTYPES.get(d.get("dtype"))  # type: ignore[arg-type]
     shape, start, nbytes = d.get("shape"), d.get("__tensor__"), d.get("nbytes")
     if dtype is None or type(shape) is not list or not all(type(s) is int and 0 <= s < 2**40 for s in shape):
         raise TranscriptError("a tensor record has an unknown dtype or a bad shape")
     if type(start) is not int or type(nbytes) is not int or start < 0 or start + nbytes > len(blob):
         raise TranscriptError("a tensor record points outside the transcript's data")
+    if start < reader.end:
+        raise TranscriptError("two tensor records share the same data")
+    reader.end = start + nbytes
     itemsize = torch.empty((), dtype=dtype).element_size()
     if math.prod(shape) * itemsize != nbytes:
         raise TranscriptError("a tensor record's size does not match its shape")
@@ -198,7 +212,7 @@ def _dense(shape: list[int], stride: list[int]) -> bool:
     return span <= 2**40
 
 
-def _dec(x: Any, blob: memoryview, depth: int, device_ok: bool) -> Any:
+def _dec(x: Any, blob: _Reader, depth: int, device_ok: bool) -> Any:
     if depth > MAX_DEPTH + 2:
         raise TranscriptError("the transcript is nested too deeply")
     kind = type(x)
@@ -260,7 +274,7 @@ def decode(doc: Any, blob: bytes | memoryview = b"", *, device_ok: bool = True) 
     if len(blob) > MAX_BLOB_BYTES:
         raise TranscriptError("the transcript's data is larger than the grader accepts")
     try:
-        return _dec(doc, memoryview(blob), 0, device_ok)
+        return _dec(doc, _Reader(memoryview(blob)), 0, device_ok)
     except TranscriptError:
         raise
     except (ValueError, TypeError, RuntimeError, OverflowError, RecursionError, MemoryError) as exc:

@@ -134,8 +134,27 @@ def rebuild(source: Any, student: Any) -> Rebuilt:
         elif counts[gid] > 1:
             out.problems.append(f"answer cell {gid!r} appears {counts[gid]} times; the last copy "
                                 "was graded")
+        if text is not None and cell["cell_type"] == "code":
+            python = python_source(text)
+            if python is None:
+                out.problems.append(f"answer cell {gid!r} is not valid Python (a syntax or "
+                                    "indentation error); it was graded as unanswered")
+            text = python
         out.answers[gid] = text if text is not None else _stub(cell)
+    added = _added_code_cells(source, cells if isinstance(cells, list) else [])
+    if added:
+        out.problems.append(f"{added} code cell(s) you added outside the answer cells were not run "
+                            "by the grader: put helpers your answers need inside an answer cell")
     return out
+
+
+def _added_code_cells(source: Any, student_cells: list) -> int:
+    from .preprocessors.release_extras import BOOTSTRAP_ID, SELFCHECK_ID
+
+    known = {c.get("id") for c in source["cells"]} | {BOOTSTRAP_ID, SELFCHECK_ID}
+    return sum(1 for c in student_cells
+               if isinstance(c, dict) and c.get("cell_type") == "code" and not _nbgrader_meta(c)
+               and c.get("id") not in known and (code_of(c) or "").strip())
 
 
 @dataclass(frozen=True)
@@ -162,9 +181,8 @@ def check_aliases(setup: list[str]) -> dict[str, str]:
     """``{alias: module}`` for ``from course.checks import <module> as <alias>`` in setup cells."""
     aliases = {}
     for text in setup:
-        try:
-            tree = ast.parse(text)
-        except SyntaxError:
+        tree = _parse(text)
+        if tree is None:
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module == "course.checks":
@@ -206,45 +224,86 @@ def _offset(text: str, lineno: int) -> int:
     return sum(len(line) for line in lines[: lineno - 1])
 
 
-def defined_names(text: str) -> set[str]:
+def _parse(text: str) -> ast.Module | None:
+    from ..checks._guards import safe_parse
+
+    return safe_parse(text)
+
+
+def python_source(text: str) -> str | None:
+    """An answer cell as the Python the runner executes (IPython syntax such as ``%magic`` or
+    ``!cmd`` turned into calls), or None when it is not valid Python: the judge reads exactly
+    what runs, and a cell it cannot read is graded as unanswered."""
     try:
-        tree = ast.parse(text)
-    except SyntaxError:
-        return set()
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        text = TransformerManager().transform_cell(text)
+        ast.parse(text)
+    except Exception:  # noqa: BLE001 - SyntaxError, RecursionError, MemoryError, IPython's own
+        return None
+    return text
+
+
+def _module_scope(nodes: list[ast.stmt]):
+    """Nodes of module-level code, including inside if/for/while/with/try, not inside def/class."""
+    todo = list(nodes)
+    while todo:
+        node = todo.pop()
+        yield node
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            todo += list(ast.iter_child_nodes(node))
+
+
+def _bindings(nodes: list[ast.stmt]) -> set[str]:
     names: set[str] = set()
-    for node in tree.body:
+    for node in _module_scope(nodes):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             names.add(node.name)
-        elif isinstance(node, ast.Assign | ast.AnnAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            names.add(node.id)
         elif isinstance(node, ast.Import | ast.ImportFrom):
             names |= {(a.asname or a.name).split(".")[0] for a in node.names}
     return names
 
 
-def _used_names(text: str) -> set[str]:
+def defined_names(text: str) -> set[str]:
+    """Names a cell binds at module level, wherever the binding sits (``if True: def f``, loops,
+    ``with``, ``try``, walrus, imports); ``*`` when it star-imports."""
+    tree = _parse(text)
+    return _bindings(tree.body) if tree is not None else set()
+
+
+def _free_names(text: str) -> set[str]:
+    """Global names the cell's code reads: module-level loads and the globals its functions and
+    classes refer to (parameters and locals are not followed)."""
+    import symtable
+
     try:
-        return {n.id for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name)}
-    except SyntaxError:
+        table = symtable.symtable(text, "<answer>", "exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError, TypeError):
         return set()
+    found: set[str] = set()
+    todo = [table]
+    while todo:
+        scope = todo.pop()
+        for sym in scope.get_symbols():
+            if scope.get_type() == "module":
+                if sym.is_referenced():
+                    found.add(sym.get_name())
+            elif sym.is_global() and sym.is_referenced():
+                found.add(sym.get_name())
+        todo += scope.get_children()
+    return found
 
 
 def _definition(text: str, name: str) -> str | None:
-    """The source of the top-level ``def``/``class``/assignment that binds ``name`` in ``text``."""
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
+    """The source of the module-level statement(s) that bind ``name`` in ``text``."""
+    tree = _parse(text)
+    if tree is None:
         return None
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
-            return ast.get_source_segment(text, node)
-        if isinstance(node, ast.Assign | ast.AnnAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast.walk(t)):
-                return ast.get_source_segment(text, node)
-    return None
+    parts = [ast.get_source_segment(text, node) or ast.unparse(node)
+             for node in tree.body if name in _bindings([node])]
+    return "\n".join(parts) or None
 
 
 def answer_sources(answers: dict[str, str], names: tuple[str, ...],
@@ -253,7 +312,7 @@ def answer_sources(answers: dict[str, str], names: tuple[str, ...],
     definitions of helpers they use from other answer cells, transitively.
 
     Another exercise's answer (a name in ``exercises``) is not followed: a mistake there is
-    charged to that exercise, once.
+    charged to that exercise, once. Only global names are followed, never parameters or locals.
     """
     defines = {gid: defined_names(text) for gid, text in answers.items()}
     out, seen_cells, seen_names = [], set(), set(names)
@@ -263,7 +322,7 @@ def answer_sources(answers: dict[str, str], names: tuple[str, ...],
             if name in defines[gid] and gid not in seen_cells:
                 seen_cells.add(gid)
                 out.append(text)
-                todo += sorted(_used_names(text))
+                todo += sorted(_free_names(text))
     while todo:
         name = todo.pop()
         if name in seen_names or name in exercises:
@@ -274,5 +333,5 @@ def answer_sources(answers: dict[str, str], names: tuple[str, ...],
                 segment = _definition(text, name)
                 if segment:
                     out.append(segment)
-                    todo += sorted(_used_names(segment))
+                    todo += sorted(_free_names(segment))
     return out

@@ -32,6 +32,7 @@ class RunResult:
     entries: dict[str, Entry] = field(default_factory=dict)
     answer_errors: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    forged: list[str] = field(default_factory=list)  # evidence of a tampered transcript
     seconds: float = 0.0
 
 
@@ -43,6 +44,65 @@ def _limits() -> None:
             resource.setrlimit(limit, (value, value))
         except (ValueError, OSError):
             pass
+
+
+class _Cgroup:
+    """Memory (tmpfs included) and process-count limits for one runner's whole tree, where the
+    host lets the grader create control groups (cgroup v1 or v2); otherwise nothing, and the
+    rlimits and the PID namespace still apply."""
+
+    PIDS_MAX = 512
+
+    def __init__(self) -> None:
+        import uuid
+
+        name = f"course-runner-{uuid.uuid4().hex[:12]}"
+        memory = int(config.KERNEL_MEMORY_GB * 1.25 * (1 << 30))
+        self.dirs: list[Path] = []
+        v1 = Path("/sys/fs/cgroup/memory")
+        plans = ([(v1 / name, {"memory.limit_in_bytes": memory}),
+                  (Path("/sys/fs/cgroup/pids") / name, {"pids.max": self.PIDS_MAX})]
+                 if v1.is_dir() else
+                 [(Path("/sys/fs/cgroup") / name, {"memory.max": memory, "pids.max": self.PIDS_MAX})])
+        for folder, limits in plans:
+            try:
+                folder.mkdir()
+                for key, value in limits.items():
+                    (folder / key).write_text(str(value))
+                self.dirs.append(folder)
+            except OSError:
+                self._remove(folder)
+
+    def join(self) -> None:
+        """In the child, before exec: enter the groups (the whole tree inherits them)."""
+        for folder in self.dirs:
+            try:
+                (folder / "cgroup.procs").write_text(str(os.getpid()))
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        for folder in self.dirs:
+            try:
+                for pid in (folder / "cgroup.procs").read_text().split():
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError, ValueError):
+                        pass
+            except OSError:
+                pass
+            self._remove(folder)
+
+    @staticmethod
+    def _remove(folder: Path) -> None:
+        for _ in range(20):
+            try:
+                folder.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.05)
 
 
 def _env(scratch: Path, data: Path | None) -> dict[str, str]:
@@ -59,13 +119,75 @@ def _env(scratch: Path, data: Path | None) -> dict[str, str]:
     return env
 
 
-def _watch(proc: subprocess.Popen, out: Path, job: Job, deadline: float) -> str | None:
-    """Wait for the runner; kill it when a step or the whole run overruns. Why it was killed."""
+class _Progress:
+    """Follows ``progress.jsonl`` as it grows, reading each byte once (never the whole file)."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset, self.buffer = path, 0, b""
+        self.open: dict[str, None] = {}
+
+    def current(self) -> str | None:
+        import json
+
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read(1 << 20)
+        except OSError:
+            return self._last()
+        self.offset += len(chunk)
+        lines = (self.buffer + chunk).split(b"\n")
+        self.buffer = lines.pop()[-4096:]
+        for raw in lines:
+            try:
+                item = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(item, dict) and isinstance(item.get("start"), str):
+                self.open[item["start"][:300]] = None
+            elif isinstance(item, dict) and isinstance(item.get("end"), str):
+                self.open.pop(item["end"], None)
+        return self._last()
+
+    def _last(self) -> str | None:
+        return next(reversed(self.open), None) if self.open else None
+
+
+def _scratch_too_big(scratch: Path, limit: int) -> bool:
+    """More bytes or files in the scratch folder than a runner may leave (disk-filling)."""
+    total, count = 0, 0
+    todo = [scratch]
+    while todo:
+        try:
+            entries = list(os.scandir(todo.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            count += 1
+            if count > 100_000:
+                return True
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    todo.append(Path(entry.path))
+                else:
+                    total += entry.stat(follow_symlinks=False).st_blocks * 512
+            except OSError:
+                continue
+        if total > limit:
+            return True
+    return False
+
+
+def _watch(proc: subprocess.Popen, out: Path, job: Job, deadline: float, scratch: Path) -> str | None:
+    """Wait for the runner; kill it when a step or the whole run overruns, or it fills its
+    scratch folder. Why it was killed."""
+    progress = _Progress(out / "progress.jsonl")
     seen: tuple[str | None, float] = (None, time.monotonic())
+    checked = time.monotonic()
     while proc.poll() is None:
         time.sleep(0.05)
         now = time.monotonic()
-        step = read_output(out, 16 << 20).unfinished if (out / "progress.jsonl").exists() else None
+        step = progress.current()
         if step != seen[0]:
             seen = (step, now)
         limit = job.check_timeout if (step or "").startswith("check:") else job.answer_timeout
@@ -74,6 +196,10 @@ def _watch(proc: subprocess.Popen, out: Path, job: Job, deadline: float) -> str 
             why = "notebook"
         elif step is not None and now - seen[1] > limit + 5:
             why = "step"
+        elif now - checked > 1.0:
+            checked = now
+            if _scratch_too_big(scratch, 2 * config.TRANSCRIPT_LIMIT):
+                why = "disk"
         if why:
             _kill(proc)
             return why
@@ -113,16 +239,25 @@ def run_job(job: Job, sandbox: Sandbox, *, data: Path | None = None,
             os.chmod(scratch, 0o755)
             argv = [sys.executable, "-m", "course.grader.runner", str(out), str(scratch / "work")]
             cmd = sandbox.command(argv, scratch, _env(scratch, data))
+            group = _Cgroup()
+
+            def setup_child(group: _Cgroup = group) -> None:
+                _limits()
+                group.join()
+
             with tempfile.TemporaryFile() as errors:
                 proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                        stderr=errors, start_new_session=True, preexec_fn=_limits,
+                                        stderr=errors, start_new_session=True, preexec_fn=setup_child,
                                         env=None if sandbox.isolated else _env(scratch, data))
                 try:
                     proc.stdin.write(this.to_json().encode())  # type: ignore[union-attr]
                     proc.stdin.close()  # type: ignore[union-attr]
                 except BrokenPipeError:
                     pass
-                killed = _watch(proc, out, this, deadline)
+                try:
+                    killed = _watch(proc, out, this, deadline, scratch)
+                finally:
+                    group.close()
                 errors.seek(0)
                 stderr = errors.read(4000).decode(errors="replace")
             output = read_output(out, config.TRANSCRIPT_LIMIT)
@@ -143,6 +278,9 @@ def run_job(job: Job, sandbox: Sandbox, *, data: Path | None = None,
                 result.entries[key] = entry
                 settled.add(key)
             result.answer_errors.update(output.answer_errors)
+            result.forged += [f"the record of check {k} was written more than once" if not k.startswith("<")
+                              else "two records of the transcript share the same tensor data"
+                              for k in sorted(output.duplicates)]
         if output.done and killed is None:
             break
         culprit = output.unfinished
@@ -150,6 +288,11 @@ def run_job(job: Job, sandbox: Sandbox, *, data: Path | None = None,
         if killed == "notebook":
             result.problems.append(f"grading stopped after the notebook's {int(deadline - start)} s "
                                    "budget; checks not reached score 0")
+            break
+        if killed == "disk":
+            result.problems.append("grading stopped: the notebook's code wrote more to disk than a "
+                                   "grading run may; checks not reached score 0")
+            result.forged.append("filled the runner's scratch folder")
             break
         if culprit is None or culprit.startswith("setup:"):
             tail = stderr.strip().splitlines()[-1:] if stderr.strip() else []

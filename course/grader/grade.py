@@ -131,6 +131,7 @@ def grade_submission(source: dict, student: dict, *, sandbox: Sandbox, hidden: b
         tamper, look = scan_answer(text)
         integrity += [f"answer cell {gid!r} {what}" for what in tamper]
         needs_look += [f"answer cell {gid!r} {what}" for what in look]
+    integrity += [f"the runner's transcript was tampered with: {f}" for f in run.forged]
     if integrity:
         why = ("integrity: an answer in this notebook reaches into torch, the course library or "
                "the grader (" + "; ".join(integrity[:3]) + "); no test of this notebook scores, "

@@ -55,6 +55,7 @@ class Output:
     ended: set[str] = field(default_factory=set)
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> raw entry
     answer_errors: dict[str, str] = field(default_factory=dict)  # grade_id -> exception type
+    duplicates: set[str] = field(default_factory=set)  # keys written more than once: forged
     done: bool = False
 
     @property
@@ -98,10 +99,23 @@ def read_output(folder: Path, limit: int) -> Output:
         gid, ename = item.get("grade_id"), item.get("error")
         if isinstance(gid, str) and isinstance(ename, str):
             out.answer_errors[gid] = ename if _NAME.match(ename) else "Exception"
+    spans: list[tuple[int, int]] = []
     for item in _lines(folder / "entries.jsonl", limit):
         key = item.get("key")
-        if isinstance(key, str) and key not in out.entries:
-            out.entries[key] = item
+        if not isinstance(key, str):
+            continue
+        if key in out.entries:
+            out.duplicates.add(key)
+            continue
+        out.entries[key] = item
+        span = item.get("blob")
+        if isinstance(span, list) and len(span) == 2 and all(type(v) is int for v in span):
+            spans.append((span[0], span[0] + span[1]))
+    spans.sort()
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        if start < end:  # entries sharing tensor bytes: never written by the runner itself
+            out.duplicates.add("<overlapping tensor data>")
+            break
     return out
 
 

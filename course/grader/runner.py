@@ -37,6 +37,9 @@ class _Writer:
         self.answers = open(out / "answers.jsonl", "a", buffering=1)  # noqa: SIM115
         self.entries = open(out / "entries.jsonl", "a", buffering=1)  # noqa: SIM115
         self.blob = open(out / "blob.bin", "ab", buffering=0)  # noqa: SIM115
+        from ..checks._transcript import dumps, encode
+
+        self._codec = (dumps, encode)  # captured before any answer runs
 
     def mark(self, **item: Any) -> None:
         self.progress.write(json.dumps(item) + "\n")
@@ -46,8 +49,7 @@ class _Writer:
 
     def entry(self, key: str, check: str, status: str, record: Any = None, seconds: float = 0.0,
               note: str = "") -> None:
-        from ..checks._transcript import dumps, encode
-
+        dumps, encode = self._codec
         item: dict[str, Any] = {"key": key, "check": check, "status": status,
                                 "seconds": round(seconds, 3), "note": note[:300]}
         if record is not None:
@@ -97,58 +99,73 @@ def _run_cell(shell: Any, source: str, timeout: float) -> str | None:
     return type(error).__name__ if error is not None else None
 
 
-def _scenario(shell: Any, inv: dict[str, Any], timeout: float) -> tuple[str, Any]:
-    module = importlib.import_module(f"course.checks.{inv['module']}")
-    check = getattr(module, inv["function"])
+def _resolve(invocations: list[dict[str, Any]]) -> dict[str, tuple[Any, str, dict[str, Any]]]:
+    """Every check's scenario, captured before any answer runs: rebinding a check, its record
+    method or its scenario afterwards changes nothing the runner calls."""
+    found = {}
+    for inv in invocations:
+        module = importlib.import_module(f"course.checks.{inv['module']}")
+        check = getattr(module, inv["function"])
+        found[inv["key"]] = (check.scenario, check.exercise, check.scenario_options(inv["options"]))
+    return found
+
+
+def _scenario(shell: Any, inv: dict[str, Any], captured: tuple[Any, str, dict[str, Any]],
+              timeout: float, run_scenario: Any = None) -> tuple[str, Any]:
     missing = [name for name in inv["answers"] if name not in shell.user_ns]
     if missing:
         return "missing", None
     answers = [shell.user_ns[name] for name in inv["answers"]]
+    scenario, exercise, options = captured
     signal.setitimer(signal.ITIMER_REAL, max(timeout, 1.0))
     try:
-        record = check.record(answers, check.scenario_options(inv["options"]))
+        record = run_scenario(scenario, exercise, answers, options)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
     return "ok", record
 
 
 def run(job: Job, out: Path) -> None:
+    from ..checks._core import run_scenario
+
     writer = _Writer(out)
     signal.signal(signal.SIGALRM, _alarm)
+    captured = _resolve(job.invocations)
+    entry, mark, answer = writer.entry, writer.mark, writer.answer  # bound now, before answers run
     shell = _shell()
     for i, source in enumerate(job.setup):
-        writer.mark(start=f"setup:{i}")
+        mark(start=f"setup:{i}")
         try:
             _run_cell(shell, source, job.answer_timeout)
         except _Timeout:
             pass
-        writer.mark(end=f"setup:{i}")
+        mark(end=f"setup:{i}")
     for grade_id, source in job.answers:
         if grade_id in job.skip_answers:
             continue
-        writer.mark(start=f"answer:{grade_id}")
+        mark(start=f"answer:{grade_id}")
         try:
             error = _run_cell(shell, source, job.answer_timeout)
         except _Timeout:
             error = "TimeoutError"
-        writer.answer(grade_id, error)
-        writer.mark(end=f"answer:{grade_id}")
+        answer(grade_id, error)
+        mark(end=f"answer:{grade_id}")
     for inv in job.invocations:
         key, check = inv["key"], f"{inv['module']}.{inv['function']}"
-        writer.mark(start=f"check:{key}")
+        mark(start=f"check:{key}")
         start = time.monotonic()
         try:
-            status, record = _scenario(shell, inv, job.check_timeout)
+            status, record = _scenario(shell, inv, captured[key], job.check_timeout, run_scenario)
         except _Timeout:
             status, record = "timeout", None
         except Exception as exc:  # noqa: BLE001 - e.g. the check module itself was broken
             status, record = "error", None
-            writer.entry(key, check, status, None, time.monotonic() - start, type(exc).__name__)
-            writer.mark(end=f"check:{key}")
+            entry(key, check, status, None, time.monotonic() - start, type(exc).__name__)
+            mark(end=f"check:{key}")
             continue
-        writer.entry(key, check, status, record, time.monotonic() - start)
-        writer.mark(end=f"check:{key}")
-    writer.mark(done=True)
+        entry(key, check, status, record, time.monotonic() - start)
+        mark(end=f"check:{key}")
+    mark(done=True)
 
 
 def main() -> None:
