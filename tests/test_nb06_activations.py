@@ -447,3 +447,19 @@ def test_scenarios_run_on_the_course_device(monkeypatch) -> None:
     assert records and all(r["device"] == "cpu" for r in records)
     f64, f32 = torch.zeros(2, dtype=torch.float64), torch.zeros(2)
     assert all(t.device.type == "cpu" for t in place([f32, f64], torch.device("mps")))
+
+
+def test_answers_that_only_work_through_each_other_fail_both(tmp_path):
+    """softmax via log_softmax and log_softmax via softmax: each passes with the other swapped for
+    the reference, and recurses forever in the student's kernel. The judge fails both."""
+    from submissions import grade, scores, submission
+
+    loop = {"softmax": "import torch\ndef softmax(x, dim=-1):\n    return torch.exp(log_softmax(x, dim))\n",
+            "log_softmax": ("import torch\ndef log_softmax(x, dim=-1):\n"
+                            "    idx = x.argmax(dim=dim, keepdim=True)\n"
+                            "    m = x.gather(dim, idx)\n"
+                            "    return x - m + torch.log(softmax(x, dim).gather(dim, idx))\n")}
+    report, _ = grade(submission(tmp_path, "06_activations", loop))
+    got = scores(report)
+    assert got["test_softmax"] == 0 and got["test_log_softmax"] == 0
+    assert "loop" in next(t.message for t in report.tests if t.grade_id == "test_softmax")

@@ -99,12 +99,44 @@ def judge_tests(invs: list[Invocation], entries: Mapping[str, Entry], answers: M
     for gid, pts in points.items():
         out[gid] = TestVerdict(gid, float(pts), float(pts), True, False)
     exercises = frozenset(name for inv in invs for name in inv.answers)
+    cycles = _cycles(exercises, answers)
     for inv in invs:
         verdict = out[inv.test]
         verdict.hidden = verdict.hidden or inv.hidden
         if not verdict.passed:
             continue  # the first failure of a test cell is its message, as in a notebook
-        message = judge_invocation(inv, entries.get(inv.key()), answers, preamble, exercises)
+        looped = [cycles[name] for name in inv.answers if name in cycles]
+        message = looped[0] if looped else judge_invocation(inv, entries.get(inv.key()), answers,
+                                                            preamble, exercises)
         if message is not None:
             verdict.passed, verdict.points, verdict.message = False, 0.0, message
     return list(out.values())
+
+
+def _cycles(exercises: frozenset[str], answers: Mapping[str, str]) -> dict[str, str]:
+    """Exercises whose answers call each other in a loop, with the message for each.
+
+    Each exercise's scenario runs with a correct version of the others it calls (a mistake is
+    charged once); answers that only work through one another would pass that way and fail in
+    the student's own kernel, so a loop fails every exercise on it.
+    """
+    from .cells import _definition, _free_names
+
+    uses: dict[str, set[str]] = {}
+    for name in exercises:
+        text = next((_definition(t, name) for t in answers.values() if _definition(t, name)), None)
+        uses[name] = (_free_names(text) & exercises) - {name} if text else set()
+    found: dict[str, str] = {}
+    for start in exercises:
+        stack, seen = [(start, (start,))], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in uses.get(node, ()):
+                if nxt == start:
+                    loop = " → ".join((*path, start))
+                    found[start] = (f"{start} and the exercises it calls form a loop ({loop}): each "
+                                    "answer must work on its own, without calling back into another")
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, (*path, nxt)))
+    return found

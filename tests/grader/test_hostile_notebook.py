@@ -56,12 +56,13 @@ def test_custom_exception_handler_is_tampering(tmp_path):
 # --- 2. run-time guards and checks inside the kernel mean nothing -----------------------------------
 
 def test_patching_the_checks_in_the_runner_changes_no_verdict(tmp_path):
-    # No name the scan knows: the patch reaches the runner's copy of the check, never the judge's.
+    # Through a helper's parameter the scan cannot tell what is patched; the patch reaches the
+    # runner's copy of the check (whose scenario the runner captured earlier), never the judge's.
     attack = WRONG_FLAT + (
-        "m = __import__('course.checks.tensors', fromlist=['x'])\n"
-        "c = getattr(m, 'flat_index')\n"
-        "object.__setattr__(c, 'verdict', lambda *a, **k: None)\n"
-        "object.__setattr__(c, 'scenario', lambda *a, **k: [])\n")
+        "def _p(o, n, v):\n    object.__setattr__(o, n, v)\n"
+        "_c = __import__('course.checks.tensors', fromlist=['x']).flat_index\n"
+        "_p(_c, 'verdict', lambda *a, **k: None)\n"
+        "_p(_c, 'scenario', lambda *a, **k: [])\n")
     report, _ = graded(tmp_path, {"flat_index": attack})
     expect(report, test_flat_index=0)
     assert report.needs_look, "computed imports are shown to the instructor"
@@ -89,6 +90,12 @@ def test_tensor_subclass_with_torch_function_is_judged_as_plain_data(tmp_path):
         "def transpose_view(t, dim0, dim1):\n"
         "    return torch.zeros(1).as_subclass(Liar)\n")
     report, _ = graded(tmp_path, {"transpose_view": attack})
+    assert report.score == 0 and any("__torch_function__" in f for f in report.integrity)
+    # Without the override the scan sees nothing to object to; the judge still gets plain data.
+    plain = attack.replace("__torch_function__(cls, func, types, args=(), kwargs=None)",
+                           "other(cls, func, types, args=(), kwargs=None)").replace(
+        "return super().__torch_function__(func, types, args, kwargs or {})", "return None")
+    report, _ = graded(tmp_path / "plain", {"transpose_view": plain})
     expect(report, test_transpose_view=0)
 
 
@@ -225,3 +232,98 @@ def test_memory_and_fork_bombs_are_bounded(tmp_path):
     report, _ = graded(tmp_path, {"flat_index": bomb})
     expect(report, test_flat_index=0)
     assert "MemoryError" in next(t.message for t in report.tests if t.grade_id == "test_flat_index")
+
+
+# --- what the judge reads is what runs ----------------------------------------------------------
+
+DELEGATING_TRANSPOSE = ("import torch\n_tr = torch.Tensor.transpose\n"
+                        "def transpose_view(t, dim0, dim1):\n    return _tr(t, dim0, dim1)\n")
+
+
+@pytest.mark.parametrize("wrap", [
+    lambda src: "%xmode Plain\n" + src,                                  # IPython syntax
+    lambda src: "".join("    " + line + "\n" for line in src.splitlines()),  # indented cell
+    lambda src: "if True:\n" + "".join("    " + line + "\n" for line in src.splitlines()),
+    lambda src: "try:\n" + "".join("    " + line + "\n" for line in src.splitlines()) + "except Exception:\n    pass\n",
+])
+def test_delegation_is_found_however_the_cell_is_written(tmp_path, wrap):
+    report, _ = graded(tmp_path, {"transpose_view": wrap(DELEGATING_TRANSPOSE)})
+    assert scores(report)["test_transpose_view"] == 0, report.to_json()
+    assert report.score == 6
+
+
+def test_star_imports_and_computed_names(tmp_path):
+    star = DELEGATING_TRANSPOSE.replace("_tr = torch.Tensor.transpose", "from torch import *\n_tr = 1")
+    report, _ = graded(tmp_path / "star", {"transpose_view": star})
+    assert report.score == 0 and any("star-imports" in f for f in report.integrity)
+    computed = ("import torch, operator\n"
+                "def transpose_view(t, dim0, dim1):\n"
+                "    return vars(torch)['trans' + 'pose'](t, dim0, dim1)\n")
+    report, _ = graded(tmp_path / "computed", {"transpose_view": computed})
+    assert any("vars()" in f for f in report.needs_look)
+
+
+def test_patching_scenarios_or_forging_the_writer_is_tampering(tmp_path):
+    patch = WRONG_FLAT + ("for _c in list(vars(check).values()):\n"
+                          "    if hasattr(_c, 'scenario'):\n"
+                          "        vars(_c).update(record=lambda *a: {})\n")
+    report, _ = graded(tmp_path / "patch", {"flat_index": patch})
+    assert report.score == 0 and report.integrity
+    forge = WRONG_FLAT + ("import inspect\n"
+                          "for f in inspect.stack():\n"
+                          "    w = f.frame.f_locals.get('writer')\n")
+    report, _ = graded(tmp_path / "forge", {"flat_index": forge})
+    assert report.score == 0 and report.integrity
+
+
+def test_forged_transcript_files_are_detected(tmp_path):
+    """Entries written into the runner's own output by the answer's code."""
+    forge = WRONG_FLAT + (
+        "import json, os\n"
+        "out = os.path.join(os.path.dirname(os.getcwd()), 'out')\n"
+        "with open(os.path.join(out, 'entries.jsonl'), 'a') as fh:\n"
+        "    for key in ('test_flat_index#0', 'test_flat_index#1'):\n"
+        "        fh.write(json.dumps({'key': key, 'check': 'tensors.flat_index', 'status': 'ok',\n"
+        "                             'record': {'data': [], 'evidence': []}, 'blob': [0, 0]}) + '\\n')\n")
+    report, _ = graded(tmp_path, {"flat_index": forge})
+    assert scores(report)["test_flat_index"] == 0
+    assert any("more than once" in f for f in report.integrity)
+
+
+def test_idiomatic_code_is_never_accused(tmp_path):
+    answers = {
+        "is_contiguous": ("import gc\n"
+                          "def is_contiguous(shape, strides):\n"
+                          "    check = 1\n"
+                          "    for size, stride in reversed(list(zip(shape, strides))):\n"
+                          "        if 0 in shape:\n            return True\n"
+                          "        if size != 1 and stride != check:\n            return False\n"
+                          "        check *= size\n"
+                          "    return True\n"
+                          "gc.collect()\n"
+                          "print('is_contiguous', is_contiguous((2, 3), (3, 1)))\n"),
+    }
+    from submissions import solved
+
+    answers["flat_index"] = solved(NB)["flat_index"] + (
+        "\nimport torch\nt = torch.arange(24).view(2, 3, 4).transpose(0, 2)\nstrides = t.stride()\n")
+    report, _ = graded(tmp_path, answers)
+    expect(report)
+    assert report.integrity == [] and report.needs_look == []
+
+
+def test_helpers_outside_answer_cells_are_reported(tmp_path):
+    from nbformat.v4 import new_code_cell
+
+    path = submission(tmp_path, NB, extra_cells=[new_code_cell("def helper():\n    return 1\n")])
+    report, _ = grade(path)
+    expect(report)
+    assert any("added outside the answer cells" in p for p in report.problems)
+
+
+def test_unreadable_and_deeply_nested_answers_never_crash(tmp_path):
+    report, _ = graded(tmp_path / "deep", {"flat_index": "x = a" + ".b" * 3000 + "\n"})
+    expect(report, test_flat_index=0)
+    report, _ = graded(tmp_path / "syntax", {"flat_index": "def flat_index(:\n"})
+    expect(report, test_flat_index=0)
+    assert any("not valid Python" in p for p in report.problems)

@@ -182,14 +182,17 @@ class Dask:
         self.procs[name].wait(30)
 
     def close(self) -> None:
-        for name, proc in reversed(list(self.procs.items())):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        """Workers first (each says goodbye to the scheduler), then the scheduler."""
+        for group in ([p for n, p in self.procs.items() if n != "scheduler"], [self.procs["scheduler"]]):
+            for proc in group:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGTERM)
+            for proc in group:
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -378,3 +381,72 @@ def test_wrong_addresses_fail_at_once_saying_what_to_check(tmp_path, postgres):
     assert done.returncode != 0 and took < 40, (took, done.stderr)
     assert "cannot reach the Dask scheduler" in done.stderr and "Check the address" in done.stderr
     assert not (tmp_path / "out" / "results").exists(), "nothing was graded"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_gradebook(request, tmp_path):
+    """A fresh gradebook that knows 00_setup and 02_tensors, on each database the course supports."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    else:
+        url = request.getfixturevalue("postgres").createdb(f"g{abs(hash(request.node.name)) % 10**8}")
+    gradebook.ensure_assignments(url, ["00_setup", "02_tensors"], ROOT)
+    return url
+
+
+def test_one_record_is_one_transaction_and_never_repeated(any_gradebook, monkeypatch):
+    from nbgrader.api import Gradebook, MissingEntry
+    from submissions import grade
+
+    from course.grader.preprocessors.judge_comments import SaveJudgeComments
+
+    with tempfile.TemporaryDirectory() as tmp:
+        report, judged = grade(submission(Path(tmp), "00_setup", student="alice"))
+    result = {"student": "alice", "assignment": "00_setup", "sha256": "a" * 64,
+              "status": "graded", "score": report.score}
+
+    def broken(self, nb, resources):  # the last stage fails after the others wrote their rows
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(SaveJudgeComments, "preprocess", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        gradebook.record_result(any_gradebook, result, judged, None, run_id="run-1")
+    with Gradebook(any_gradebook) as gb:
+        with pytest.raises(MissingEntry):
+            gb.find_submission("00_setup", "alice")  # rolled back: nothing of it is left
+    assert gradebook.record_log(any_gradebook) == []
+    monkeypatch.undo()
+
+    record = gradebook.record_result
+    assert record(any_gradebook, result, judged, None, run_id="run-1") == (True, 1)
+    assert record(any_gradebook, result, judged, None, run_id="run-1")[0] is False  # a retried task
+    assert record(any_gradebook, result, judged, None, run_id="run-2")[0] is False  # a re-run
+    assert record(any_gradebook, result, judged, None, run_id="run-3", force=True)[0] is True
+    changed = {**result, "sha256": "b" * 64}
+    assert record(any_gradebook, changed, judged, None, run_id="run-4")[0] is True  # resubmitted
+    assert [r["run_id"] for r in gradebook.record_log(any_gradebook)] == ["run-1", "run-3", "run-4"]
+    assert _scores(any_gradebook) == {("alice", "00_setup"): (report.score, False)}
+
+
+def _record_many(db_url: str, order: list[tuple[str, str]]) -> int:
+    written = 0
+    for student, assignment in order:
+        result = {"student": student, "assignment": assignment, "sha256": "c" * 64,
+                  "status": "missing", "score": 0.0}
+        written += gradebook.record_result(db_url, result, None, None, run_id="same-run")[0]
+    return written
+
+
+def test_graders_writing_at_once_lose_and_repeat_nothing(any_gradebook):
+    """Four processes record the same 24 notebooks in different orders, all at once."""
+    import multiprocessing
+    import random
+    from concurrent.futures import ProcessPoolExecutor
+
+    keys = [(f"p{i:02d}", nb) for i in range(12) for nb in ("00_setup", "02_tensors")]
+    orders = [random.Random(seed).sample(keys, len(keys)) for seed in range(4)]
+    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
+        written = list(pool.map(_record_many, [any_gradebook] * 4, orders))
+    assert sum(written) == len(keys), written
+    assert _writes(any_gradebook) == collections.Counter(keys)
+    assert _scores(any_gradebook) == {key: (0.0, False) for key in keys}

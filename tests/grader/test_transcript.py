@@ -12,7 +12,6 @@ from course.checks._transcript import (
     Raised,
     TranscriptError,
     decode,
-    encode,
     meta,
     roundtrip,
 )
