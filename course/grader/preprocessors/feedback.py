@@ -30,22 +30,22 @@ def strip_hidden(source: str) -> str:
 
 
 class HiddenTestsOut(NbGraderPreprocessor):
-    """Test cells lose their hidden region; an error output keeps only its message's first line."""
+    """Test cells lose their hidden region. Their outputs are the judge's messages, which name
+    only the concept for a hidden check (never its inputs), so they stay."""
 
     def preprocess_cell(self, cell, resources, index):  # noqa: D102
         from ..cells import is_test
 
         if is_test(cell) and BEGIN in cell.source:
             cell.source = strip_hidden(cell.source)
-            for out in cell.get("outputs", []):
-                if out.get("output_type") == "error":
-                    first = str(out.get("evalue", "")).split("\n")[0]
-                    out["evalue"], out["traceback"] = first, [f"{out.get('ename', 'Error')}: {first}"]
         return cell, resources
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+    """A message as plain text in a markdown table cell (a student's text can hold HTML)."""
+    import html
+
+    return html.escape(text.replace("`", "")).replace("|", "\\|").replace("\n", " ")
 
 
 def score_table(nb) -> str:
@@ -58,7 +58,8 @@ def score_table(nb) -> str:
             continue
         points = float(cell.metadata.nbgrader.get("points", 0) or 0)
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        message = str(errors[0].get("evalue", "")).split("\n")[0] if errors else "passed"
+        message = " — ".join(line.strip() for line in str(errors[0].get("evalue", "")).split("\n")
+                             if line.strip()) if errors else "passed"
         score = 0.0 if errors else points
         got, total = got + score, total + points
         rows.append(f"| `{grade_id(cell)}` | {score:g} / {points:g} | {_md(message)} |")
