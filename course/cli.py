@@ -1,6 +1,8 @@
-"""The ``course`` command: data, release, grade and doctor.
+"""The ``course`` command: data, release, grade, autograde, report, publish and doctor.
 
-Run ``course --help`` or ``course COMMAND --help`` for the options.
+Run ``course --help`` or ``course COMMAND --help`` for the options. The instructor's commands need
+``course.grader`` (and the ``instructor`` extra); the student repository that ``course publish``
+writes has neither, and its ``course`` command offers only ``data`` and ``doctor``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,23 @@ from importlib import metadata
 from pathlib import Path
 
 __all__ = ["main"]
+
+INSTRUCTOR_COMMANDS = ("release", "grade", "autograde", "report", "publish")
+INSTRUCTOR_PACKAGES = {"nbgrader", "nbformat", "nbclient", "nbconvert", "sqlalchemy", "traitlets",
+                       "alembic"}
+
+
+def _has_grader() -> bool:
+    """Whether this copy of the library has the grader (the source repository's copy does)."""
+    return (Path(__file__).resolve().parent / "grader" / "__init__.py").is_file()
+
+
+def _no_grader(command: str) -> int:
+    print(f"`course {command}` is an instructor command: it needs the course's grader, which "
+          "this copy of the course does not include (the student repository never does).\n"
+          "To check a notebook, save it and run its last cell, `course.self_check()`; "
+          "`course data` and `course doctor` work here.", file=sys.stderr)
+    return 2
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -139,6 +158,25 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .grader.report import write_report
+
+    path = write_report(db_url=args.db, out=Path(args.out) if args.out else None)
+    print(f"report: {path}")
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from .grader.publish import PublishError, publish
+
+    try:
+        publish(Path(args.dir))
+    except PublishError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from . import __version__, data
     from .paths import data_root, repo_root
@@ -167,7 +205,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="course", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="course", description=__doc__.splitlines()[0] if
+                                     _has_grader() else "The ``course`` command: data and doctor.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("data", help="fetch and verify MNIST and FashionMNIST")
@@ -179,6 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only verify; fetch nothing")
     p.set_defaults(func=_cmd_data)
 
+    p = sub.add_parser("doctor", help="versions, device and data status")
+    p.add_argument("--quick", action="store_true", help="skip md5 checks of the data")
+    p.set_defaults(func=_cmd_doctor)
+    if _has_grader():
+        _instructor_commands(sub)
+    return parser
+
+
+def _instructor_commands(sub) -> None:
     p = sub.add_parser("release", help="regenerate notebooks/ from solutions/ with nbgrader")
     p.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
     p.add_argument("--out", help="write somewhere else than notebooks/")
@@ -216,16 +264,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grade without a sandbox: student code runs as you (never for untrusted work)")
     p.set_defaults(func=_cmd_autograde)
 
-    p = sub.add_parser("doctor", help="versions, device and data status")
-    p.add_argument("--quick", action="store_true", help="skip md5 checks of the data")
-    p.set_defaults(func=_cmd_doctor)
-    return parser
+    p = sub.add_parser("report", help="what the class got wrong: an HTML page from the gradebook")
+    p.add_argument("--db", metavar="URL", help="gradebook database URL (default: the one in "
+                   "autograder/nbgrader_config.py)")
+    p.add_argument("--out", metavar="DIR",
+                   help="where report.html goes (default: autograder/output)")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("publish", help="write the student repository (no solutions, no grader)")
+    p.add_argument("dir", help="an empty folder, or a clone of the student repository that "
+                   "`course publish` wrote before (its .git is kept)")
+    p.set_defaults(func=_cmd_publish)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in INSTRUCTOR_COMMANDS and not _has_grader():
+        return _no_grader(argv[0])
     args = build_parser().parse_args(argv)
     started = time.monotonic()
-    code = args.func(args)
+    try:
+        code = args.func(args)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in INSTRUCTOR_PACKAGES:
+            raise
+        print(f"error: `course {args.command}` needs {exc.name}, part of the instructor's install:"
+              " pip install -e \".[instructor]\" (./run installs it)", file=sys.stderr)
+        return 2
     if getattr(args, "command", "") in ("release",):
         print(f"done in {time.monotonic() - started:.1f} s")
     return code

@@ -1,5 +1,6 @@
 """A real browser: JupyterLab serves a student notebook, headless Chromium runs it and sees the
-self-check report; nbgrader's formgrader page opens.
+self-check report; nbgrader's formgrader page opens; over a small graded class, formgrader shows
+every student's autograded score and a student's feedback page opens.
 
 Needs Debian's ``chromium`` (``/usr/bin/chromium``) and Playwright's Python package; CI installs
 both (``.ci/run``) and sets COURSE_REQUIRE_BROWSER=1 so that a missing browser fails the run.
@@ -20,6 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbharness import ROOT, SOLUTIONS
+from submissions import submission
 
 pytestmark = pytest.mark.notebook
 
@@ -59,14 +61,23 @@ def lab():
         if gid in answers:
             cell.source = answers[gid]
     nbformat.write(nb, str(scratch / "00_setup.ipynb"))
+    server, base = _serve(ROOT, ROOT / "autograder", scratch)
+    yield base, scratch.relative_to(ROOT).as_posix() + "/00_setup.ipynb"
+    os.killpg(server.pid, 9)
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _serve(root: Path, cwd: Path, scratch: Path) -> tuple[subprocess.Popen, str]:
+    """JupyterLab on localhost with ``root`` as its root and ``cwd`` as its working folder (where
+    nbgrader finds its configuration); the server and its base URL."""
     port = _free_port()
     env = {**os.environ, "COURSE_DEVICE": "cpu", "JUPYTER_CONFIG_DIR": str(scratch / ".jupyter")}
     root_flag = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
          "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
-         f"--ServerApp.root_dir={ROOT}", "--LabApp.news_url=", *root_flag],
-        cwd=ROOT / "autograder", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+         f"--ServerApp.root_dir={root}", "--LabApp.news_url=", *root_flag],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     for _ in range(240):
@@ -81,9 +92,7 @@ def lab():
         server.kill()
     if server.poll() is not None:
         pytest.fail(f"JupyterLab did not start: {server.stdout.read()[-2000:]}")
-    yield base, scratch.relative_to(ROOT).as_posix() + "/00_setup.ipynb"
-    os.killpg(server.pid, 9)
-    shutil.rmtree(scratch, ignore_errors=True)
+    return server, base
 
 
 def _scratch_parent() -> Path:
@@ -132,4 +141,77 @@ def test_formgrader_page_opens(lab, browser, tmp_path):
     page.wait_for_selector("text=Manage Assignments", timeout=60_000)
     page.wait_for_selector("text=02_tensors", timeout=60_000)
     page.screenshot(path=str(Path(os.environ.get("COURSE_SCREENSHOTS", tmp_path)) / "formgrader.png"))
+    page.close()
+
+
+CLASS = {"alice": 9, "bob": 7, "carol": 0}  # right, wrong flat_index, untouched
+
+
+@pytest.fixture(scope="module")
+def graded_class():
+    """A course directory of its own (its nbgrader_config.py: the course's stages, paths moved)
+    with three submissions of 02_tensors, graded by `nbgrader autograde` (formgrader's button)
+    and given feedback by `nbgrader generate_feedback`; JupyterLab serves it."""
+    course = Path(tempfile.mkdtemp(prefix="browser-class-"))
+    shutil.copytree(SOLUTIONS / "02_tensors", course / "solutions" / "02_tensors")
+    (course / "nbgrader_config.py").write_text(
+        "from pathlib import Path\nfrom course.grader.config import configure\n"
+        f"c = get_config()  # noqa: F821\nconfigure(c, Path({str(ROOT)!r}))\n"
+        "here = Path(__file__).resolve().parent\nc.CourseDirectory.root = str(here)\n"
+        "c.CourseDirectory.db_url = f\"sqlite:///{here / 'gradebook.db'}\"\n"
+        "c.Exchange.root = str(here / 'exchange')\n")
+    submitted = course / "autograder" / "submitted"
+    wrong = "def flat_index(index, strides, offset=0):\n    return 0\n"
+    submission(submitted, "02_tensors", student="alice")
+    submission(submitted, "02_tensors", {"flat_index": wrong}, student="bob")
+    (submitted / "carol" / "02_tensors").mkdir(parents=True)
+    shutil.copy(ROOT / "notebooks" / "02_tensors" / "02_tensors.ipynb",
+                submitted / "carol" / "02_tensors" / "02_tensors.ipynb")
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+           "OMP_NUM_THREADS": "1", "COURSE_KERNEL_THREADS": "1"}
+    for step in (["generate_assignment", "02_tensors", "--force"], ["autograde", "02_tensors"],
+                 ["generate_feedback", "02_tensors"]):
+        done = subprocess.run([str(bindir / "nbgrader"), *step], cwd=course, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"nbgrader {step[0]}: {done.stderr[-3000:]}"
+    server, base = _serve(course, course, course)
+    yield base, course
+    os.killpg(server.pid, 9)
+    shutil.rmtree(course, ignore_errors=True)
+
+
+def test_formgrader_shows_the_class_scores_and_a_students_feedback(graded_class, browser, tmp_path):
+    base, _ = graded_class
+    shots = Path(os.environ.get("COURSE_SCREENSHOTS", tmp_path))
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{base}/formgrader/manage_students?token={TOKEN}")
+    for student, score in CLASS.items():  # one row per student: id ... "score / max"
+        row = page.locator("tr", has_text=student)
+        row.first.wait_for(timeout=60_000)
+        assert f"{score} / 9" in row.first.inner_text(), (student, row.first.inner_text())
+    page.screenshot(path=str(shots / "formgrader-students.png"))
+
+    # Manual grading: the class's submissions, then bob's, with the judge's words as comments.
+    page.goto(f"{base}/formgrader/gradebook/02_tensors/02_tensors?token={TOKEN}")
+    names = page.locator("a.name-shown")  # formgrader hides names until asked; links are there
+    names.first.wait_for(state="attached", timeout=60_000)
+    assert sorted(names.all_text_contents()) == sorted(CLASS)
+    page.screenshot(path=str(shots / "formgrader-gradebook.png"))
+    bob = next(a.get_attribute("href") for a in names.all() if a.text_content() == "bob")
+    page.goto(f"{base}{bob}?token={TOKEN}")
+    page.wait_for_selector("text=test_flat_index", timeout=60_000)
+    # formgrader shows a grade comment's automatic part as the comment box's placeholder
+    page.wait_for_function("() => [...document.querySelectorAll('textarea.comment')].some("
+                           "e => (e.placeholder || '').includes('offset + Σ index[d] · stride[d]'))",
+                           timeout=60_000)
+    page.screenshot(path=str(shots / "formgrader-submission-bob.png"))
+
+    # Bob's feedback, as nbgrader generated it and the server serves it.
+    page.goto(f"{base}/files/autograder/feedback/bob/02_tensors/02_tensors.html?token={TOKEN}")
+    page.wait_for_selector("text=Score: 7 / 9", timeout=60_000)
+    page.wait_for_selector("text=offset + Σ index[d] · stride[d]", timeout=10_000)
+    text = page.inner_text("body")
+    assert "BEGIN HIDDEN" not in text and "hidden=True" not in text
+    page.screenshot(path=str(shots / "feedback-bob.png"))
     page.close()

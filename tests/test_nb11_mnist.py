@@ -211,6 +211,11 @@ MUTANTS = {
                 n = len(loader.dataset)
                 return {"loss": total / n, "accuracy": correct / n}
         """, "any iterable of batches"),
+        ("delegates to the course's evaluate", """
+            from course import training as _t
+            def evaluate(model, loader, loss_fn, device):
+                return _t.evaluate(model, loader, loss_fn, device, num_classes=4)
+        """, "earns no credit"),
         ("argmax over the batch dimension", """
             def evaluate(model, loader, loss_fn, device):
                 model.eval()

@@ -182,8 +182,10 @@ def _ckpt_cases(thorough: bool, seed: int) -> list[tuple[int, str, int, int, boo
 def _ckpt_setup(seed: int, opt_kind: str) -> tuple[nn.Module, torch.optim.Optimizer, Any]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.5),
-                              nn.Linear(16, 2))
+        # No bias before BatchNorm: its gradient is rounding noise, which differs between the
+        # runner's and the judge's kernels and which Adam would amplify.
+        model = nn.Sequential(nn.Linear(4, 16, bias=False), nn.BatchNorm1d(16), nn.ReLU(),
+                              nn.Dropout(0.5), nn.Linear(16, 2))
     if opt_kind == "adam":
         opt: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
         sched: Any = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[1, 3], gamma=0.3)
@@ -289,9 +291,11 @@ def _reference(case: tuple) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
 
 
 def _close(a: Any, b: Any) -> bool:
+    """Equal up to rounding: the runner's kernels (threads, instruction set) may round
+    differently from the judge's. Exactness is checked in the runner, against its own run."""
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
         return a.shape == b.shape and a.dtype == b.dtype and torch.allclose(
-            a.double(), b.double(), rtol=1e-6, atol=1e-7)
+            a.double(), b.double(), rtol=1e-4, atol=1e-6)
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):

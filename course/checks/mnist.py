@@ -34,7 +34,10 @@ MLP_RECIPE = Recipe("MNIST", train_images=60_000, epochs=2, batch_size=128, opti
 # 128-unit MLP 97.3-97.4%; a 64-unit MLP 96.6%, a 16-unit MLP 93.9%, a linear model 92.4%.
 
 _LOOP = Delegation("Write the loop yourself with torch; course.training is what it is checked "
-                   "against.", names=frozenset({"train_epoch", "fit", "predict"}))
+                   "against.", names=frozenset({"train_epoch", "fit"}))
+_EVAL = Delegation("Write the loop yourself with torch; course.training (and torchmetrics) is what "
+                   "it is checked against.", names=frozenset({"evaluate", "predict",
+                                                              "MulticlassAccuracy", "MeanMetric"}))
 _ONLY = "this optimizer offers only zero_grad() and step()"
 _ONLY_CONCEPT = ("train_one_epoch may only call optimizer.zero_grad() and optimizer.step(): the "
                  "optimizer it is given can be a stand-in (such as the notebook's StepBoth, which "
@@ -357,7 +360,7 @@ def _eval_verdict(records: Any, *, thorough: bool = False, hidden: bool = False,
                 "evaluate must not call backward(): it only measures the model", detail, hidden)
 
 
-evaluate = Check("mnist.evaluate", "evaluate", _eval_scenario, _eval_verdict, _LOOP)
+evaluate = Check("mnist.evaluate", "evaluate", _eval_scenario, _eval_verdict, _EVAL)
 evaluate.__doc__ = ("``fn(model, loader, loss_fn, device)`` must give the reference loss and "
                     "accuracy.")
 

@@ -184,6 +184,8 @@ def prepare(settings: Settings, log: Callable[[str], None] = lambda s: None) -> 
 
     with _GRADERS_LOCK:
         if settings not in _GRADERS:
+            if len(_GRADERS) >= 4:  # a long-lived worker serves many runs: keep the recent ones
+                _GRADERS.pop(next(iter(_GRADERS)))
             box = find_sandbox(hide=hidden_from_runner(settings), data=data_root(),
                                allow_none=settings.unsafe_no_sandbox, warn=log)
             _GRADERS[settings] = _Grader(box, config.load_config(settings.root))

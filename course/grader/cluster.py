@@ -114,10 +114,16 @@ def _task(job: Job, settings: Settings) -> dict[str, Any]:
 
 
 def _running(client: Any) -> int:
+    """Tasks executing now (as of the workers' last heartbeats), for the progress bar. A lambda
+    travels by value: the scheduler needs no course package."""
     try:
-        return sum(len(keys) for keys in client.processing().values())
-    except Exception:  # noqa: BLE001 - only for the progress bar
-        return 0
+        return client.run_on_scheduler(
+            lambda dask_scheduler: sum(len(ws.executing) for ws in dask_scheduler.workers.values()))
+    except Exception:  # noqa: BLE001 - fall back to tasks assigned to workers
+        try:
+            return sum(len(keys) for keys in client.processing().values())
+        except Exception:  # noqa: BLE001
+            return 0
 
 
 def grade(client: Any, todo: list[Job], settings: Settings) -> Iterator[tuple[dict, int]]:
