@@ -1,5 +1,5 @@
-"""Pictures for training notebooks: learning curves, confusion matrices, per-class bars and image
-grids (with misclassified examples marked). matplotlib is imported inside the functions."""
+"""Pictures for 11_mnist (and reused by 12_fashion_mnist): learning curves, confusion matrices,
+per-class bars and image grids. matplotlib is imported inside the functions."""
 
 from __future__ import annotations
 
@@ -8,14 +8,11 @@ from typing import Any
 
 import torch
 
-__all__ = ["plot_class_bars", "plot_confusion_matrix", "plot_history", "show_images",
-           "show_misclassified"]
+from ._mpl import pyplot as _plt
+
+__all__ = ["plot_class_bars", "plot_confusion_matrix", "plot_history", "show_images"]
 
 
-def _plt() -> Any:
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _name(i: int, class_names: Sequence[str] | None) -> str:
@@ -52,15 +49,6 @@ def show_images(images: torch.Tensor, labels: torch.Tensor | None = None,
         fig.suptitle(title)
     fig.tight_layout()
     return fig
-
-
-def show_misclassified(images: torch.Tensor, preds: torch.Tensor, targets: torch.Tensor,
-                       class_names: Sequence[str] | None = None, n: int = 16,
-                       ncols: int = 8) -> Any:
-    """The first ``n`` images whose prediction differs from the target, titled ``pred (true)``."""
-    wrong = (preds.cpu() != targets.cpu()).nonzero().flatten()[:n]
-    return show_images(images.cpu()[wrong], targets.cpu()[wrong], preds.cpu()[wrong], class_names,
-                       ncols=ncols, title=f"{len(wrong)} misclassified: predicted (true)")
 
 
 def plot_history(history: Mapping[str, Sequence[float]], title: str | None = None) -> Any:
