@@ -1,11 +1,12 @@
-"""course.training and course.viz_training on tiny synthetic data: fit, evaluate, exact resume."""
+"""course.training and course.viz (training pictures) on tiny synthetic data: fit, evaluate, exact resume."""
 
 import matplotlib
 import pytest
 import torch
 from torch import nn
 
-from course import training, viz_training
+from course import training
+from course.viz import fashion_mnist as viz_training
 from course.loaders import InMemoryImageLoader
 
 pytestmark = pytest.mark.nb11
