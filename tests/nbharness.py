@@ -111,19 +111,6 @@ def _split(assignment: str, exercise: str, ns: dict, answers: dict[str, str]) ->
                    {v.grade_id: v.message for v in verdicts if not v.passed})
 
 
-def _all_split(assignment: str, exercise: str) -> bool:
-    from course.grader.judge import resolve_check
-
-    tests = tests_for(assignment, exercise)
-    try:
-        for inv in _invocations(assignment):
-            if inv.test in tests:
-                resolve_check(inv)
-    except LookupError:
-        return False
-    return True
-
-
 def run_exercise(assignment: str, exercise: str, mutant: str | None = None,
                  mode: str = "split") -> Outcome:
     """Execute setup and answer cells, optionally a mutant's source, then the exercise's tests.
@@ -141,8 +128,6 @@ def run_exercise(assignment: str, exercise: str, mutant: str | None = None,
     if mutant is not None:
         _exec(mutant, f"{assignment}:mutant:{exercise}", ns)
         answers[exercise] = mutant
-    if mode == "split" and not _all_split(assignment, exercise):
-        mode = "inline"  # transitional: this notebook's checks are not yet scenario + verdict
     if mode == "split":
         with contextlib.redirect_stdout(io.StringIO()):
             return _split(assignment, exercise, ns, answers)

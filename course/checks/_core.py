@@ -297,14 +297,3 @@ def same_tensor(actual: Any, expected: torch.Tensor, what: str, *, hidden: bool 
                            f"largest difference {diff.max().item():.3g} "
                            f"(expected e.g. {_short(e.flatten()[:4].tolist())}, got "
                            f"{_short(a.flatten()[:4].tolist())})", hidden)
-
-
-
-
-def __getattr__(name: str) -> Any:
-    # Transitional: modules not yet split into scenario + verdict still import these from here.
-    if name in ("call", "forbid_delegation", "tripwire"):
-        from . import _legacy
-
-        return getattr(_legacy, name)
-    raise AttributeError(name)

@@ -257,45 +257,6 @@ def grade_and_record(job: Job, settings: Settings) -> dict[str, Any]:
     return result
 
 
-class Tables:
-    """``grades.csv`` and ``integrity.csv``: statuses of every record in OUT, exported from the
-    gradebook now and then during a run (an interrupted run leaves fresh tables) and at its end."""
-
-    def __init__(self, out: Path, db_url: str, log: Callable[[str], None]):
-        self.out, self.db_url, self.log = out, db_url, log
-        self.statuses: dict[tuple[str, str], dict[str, str]] = {}
-        self.exported, self.cost, self.failing = time.monotonic(), 0.0, False
-        for path in sorted((out / "results").glob("*/*.json")):  # earlier runs into this OUT
-            try:
-                self.note(json.loads(path.read_text()))
-            except (ValueError, OSError, KeyError, TypeError):
-                continue
-
-    def note(self, result: dict) -> None:
-        if result.get("failed"):
-            return  # the task never finished: the record in OUT, if any, still stands
-        notes = [result.get("note", "")] + result.get("problems", []) + [result.get("error", "")]
-        self.statuses[(result["student"], result["assignment"])] = {
-            "status": result["status"], "notes": " | ".join(n for n in notes if n)}
-
-    def export(self, final: bool = False) -> None:
-        from . import gradebook
-
-        if not final and time.monotonic() - self.exported < max(10.0, 20 * self.cost):
-            return
-        started = time.monotonic()
-        try:
-            gradebook.export_tables(self.db_url, self.out, self.statuses)
-            self.failing = False
-        except Exception as exc:  # noqa: BLE001 - a server restarting: the next export catches up
-            if final:
-                raise
-            if not self.failing:
-                self.log(f"could not export grades.csv yet ({type(exc).__name__}); will retry")
-            self.failing = True
-        self.exported, self.cost = time.monotonic(), time.monotonic() - started
-
-
 class Progress:
     """One tqdm bar for both paths: done (and time left), running, failed."""
 
@@ -373,7 +334,7 @@ def autograde(submitted: Path, out: Path, *, assignments: list[str] | None = Non
         for w in warnings:
             log(w)
         gradebook.ensure_assignments(db_url, sorted({j.assignment for j in todo}), root)
-        tables = Tables(out, db_url, log)
+        tables = gradebook.Tables(out, db_url, log)
         results, pending = [], []
         for job in todo:  # re-running continues where the last run stopped
             old = previous(out, job)

@@ -23,6 +23,7 @@ import contextlib
 import csv
 import datetime as dt
 import hashlib
+import json
 import os
 import socket
 import threading
@@ -35,7 +36,7 @@ from typing import Any
 # nbgrader's session handling trips SQLAlchemy 2's autoflush warnings; they are not ours to fix.
 warnings.filterwarnings("ignore", message=".*not in session.*")
 
-__all__ = ["FINAL", "GradebookUnavailable", "check_url", "ensure_assignments", "export_tables",
+__all__ = ["FINAL", "GradebookUnavailable", "Tables", "check_url", "ensure_assignments", "export_tables",
            "normalize_url", "record_log", "record_result", "shown"]
 
 FINAL = ("graded", "missing", "invalid")  # statuses a re-run keeps; "error" is graded again
@@ -379,3 +380,41 @@ def export_tables(db_url: str, out: Path, statuses: dict[tuple[str, str], dict[s
             writer.writeheader()
             writer.writerows(data)
         tmp.replace(out / name)
+
+
+class Tables:
+    """``grades.csv`` and ``integrity.csv`` of a ``course autograde`` run: the statuses of every
+    record in OUT, exported from the gradebook now and then during the run (an interrupted run
+    leaves fresh tables) and at its end."""
+
+    def __init__(self, out: Path, db_url: str, log: Callable[[str], None]):
+        self.out, self.db_url, self.log = out, db_url, log
+        self.statuses: dict[tuple[str, str], dict[str, str]] = {}
+        self.exported, self.cost, self.failing = time.monotonic(), 0.0, False
+        for path in sorted((out / "results").glob("*/*.json")):  # earlier runs into this OUT
+            try:
+                self.note(json.loads(path.read_text()))
+            except (ValueError, OSError, KeyError, TypeError):
+                continue
+
+    def note(self, result: dict) -> None:
+        if result.get("failed"):
+            return  # the task never finished: the record in OUT, if any, still stands
+        notes = [result.get("note", "")] + result.get("problems", []) + [result.get("error", "")]
+        self.statuses[(result["student"], result["assignment"])] = {
+            "status": result["status"], "notes": " | ".join(n for n in notes if n)}
+
+    def export(self, final: bool = False) -> None:
+        if not final and time.monotonic() - self.exported < max(10.0, 20 * self.cost):
+            return
+        started = time.monotonic()
+        try:
+            export_tables(self.db_url, self.out, self.statuses)
+            self.failing = False
+        except Exception as exc:  # noqa: BLE001 - a server restarting: the next export catches up
+            if final:
+                raise
+            if not self.failing:
+                self.log(f"could not export grades.csv yet ({type(exc).__name__}); will retry")
+            self.failing = True
+        self.exported, self.cost = time.monotonic(), time.monotonic() - started
