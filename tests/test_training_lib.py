@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from course import training
-from course.viz import fashion_mnist as viz_training
 from course.loaders import InMemoryImageLoader
+from course.viz import fashion_mnist as viz_training
 
 pytestmark = pytest.mark.nb11
 
