@@ -22,7 +22,8 @@ def repo_root() -> Path | None:
 def data_root() -> Path:
     """Folder holding ``MNIST/raw`` and ``FashionMNIST/raw``.
 
-    ``COURSE_DATA_DIR`` wins; otherwise the repository's ``data/``; otherwise ``./data``.
+    ``COURSE_DATA_DIR`` wins; otherwise the repository's ``data/`` (the course's, or a student
+    repository's); otherwise ``./data``.
     """
     env = os.environ.get("COURSE_DATA_DIR")
     if env:
@@ -30,6 +31,9 @@ def data_root() -> Path:
     root = repo_root()
     if root is not None:
         return root / "data"
+    here = Path(__file__).resolve().parent.parent  # a student repository (made by `course publish`)
+    if (here / "pyproject.toml").is_file() and (here / "data" / "README.md").is_file():
+        return here / "data"
     return Path.cwd() / "data"
 
 

@@ -24,6 +24,7 @@ import csv
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -45,6 +46,7 @@ _STAGE_MODULES = ("nbgrader.preprocessors.saveautogrades", "nbgrader.preprocesso
                   "course.grader.preprocessors.judge_comments")
 _LOCK = threading.RLock()  # one gradebook operation at a time in this process
 _tables: dict[str, Any] = {}
+_log = logging.getLogger(__name__)
 
 
 class GradebookUnavailable(RuntimeError):
@@ -305,7 +307,7 @@ def _transient(exc: BaseException) -> bool:
 
 def record_result(db_url: str, result: dict, judged: Any, timestamp: dt.datetime | None,
                   late_config: Any = None, *, run_id: str = "", force: bool = False,
-                  wait: float = 120.0, log: Callable[[str], None] = lambda s: None) -> tuple[bool, int]:
+                  wait: float = 120.0) -> tuple[bool, int]:
     """Record one notebook's result in one transaction; ``(written, attempts)``.
 
     ``written`` is False when the gradebook already holds this notebook (same ``sha256``) from
@@ -325,7 +327,8 @@ def record_result(db_url: str, result: dict, judged: Any, timestamp: dt.datetime
                         f"the gradebook at {shown(db_url)} stayed unreachable for {wait:.0f} s "
                         f"while recording {result['student']}/{result['assignment']}: {exc}"[:800]) from exc
                 raise
-            log(f"gradebook unreachable ({type(exc).__name__}); retrying in {delay:.1f} s")
+            _log.warning("gradebook unreachable while recording %s/%s (%s); retrying in %.1f s",
+                         result["student"], result["assignment"], type(exc).__name__, delay)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 

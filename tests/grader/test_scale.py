@@ -346,8 +346,11 @@ def test_postgres_restarted_mid_run(tmp_path, postgres, dask):
     out = tmp_path / "out"
     thread, box = _run_in_thread(submitted=submitted, out=out, db_url=pg_url, cluster=dask.address)
     _wait_for(lambda: any((out / "results").glob("*/*.json")), 180, "a first result", box)
+    logs = {p: p.stat().st_size for p in (dask.base / f"{n}.log" for n in ("worker-a", "worker-b"))}
     postgres.stop()
-    time.sleep(8)  # both workers finish grading a notebook and find the gradebook gone
+    _wait_for(lambda: any("gradebook unreachable" in p.read_text()[start:] for p, start in logs.items()),
+              180, "a worker to find the gradebook gone", box)
+    time.sleep(2)
     postgres.start()
     thread.join(300)
     assert not thread.is_alive() and "error" not in box, box.get("error")
@@ -450,3 +453,21 @@ def test_graders_writing_at_once_lose_and_repeat_nothing(any_gradebook):
     assert sum(written) == len(keys), written
     assert _writes(any_gradebook) == collections.Counter(keys)
     assert _scores(any_gradebook) == {key: (0.0, False) for key in keys}
+
+
+def test_without_cluster_nothing_of_dask_is_imported(tmp_path):
+    folder = tmp_path / "submitted" / "bob" / "00_setup"
+    folder.mkdir(parents=True)
+    (folder / "00_setup.ipynb").write_text("not a notebook")  # graded as invalid: no runner needed
+    script = (
+        "import sys\n"
+        "from course.cli import main\n"
+        f"code = main(['autograde', {str(tmp_path / 'submitted')!r}, '--out', {str(tmp_path / 'out')!r},"
+        f" '--db', 'sqlite:///{tmp_path / 'g.db'}', '--quiet', '--unsafe-no-sandbox'])\n"
+        "assert code == 0, code\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed', 'psycopg'))\n"
+        "print('LOADED', loaded)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "1 notebooks: 1 invalid" in done.stdout
+    assert "LOADED []" in done.stdout
