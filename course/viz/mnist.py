@@ -10,7 +10,8 @@ import torch
 
 from ._mpl import pyplot as _plt
 
-__all__ = ["plot_class_bars", "plot_confusion_matrix", "plot_history", "show_images"]
+__all__ = ["plot_accuracy_bars", "plot_class_bars", "plot_confusion_matrix", "plot_history",
+           "show_images"]
 
 
 
@@ -113,6 +114,29 @@ def plot_class_bars(values: torch.Tensor | Sequence[float], class_names: Sequenc
         ax.legend()
     ax.set_xticks(range(k), names, rotation=30 if class_names else 0)
     ax.set(title=title, ylabel=ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_bars(accuracies: Sequence[float], names: Sequence[str] | None = None,
+                       reference: float | None = None, reference_label: str = "chance",
+                       title: str = "", xlabel: str = "") -> Any:
+    """One bar per model (accuracies in [0, 1], shown in %), with an optional dashed reference
+    line such as chance level."""
+    plt = _plt()
+    vals = [100 * float(a) for a in accuracies]
+    k = len(vals)
+    names = list(names) if names is not None else [str(i) for i in range(k)]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.5 * k + 1.5), 3.0))
+    ax.bar(range(k), vals, 0.7, color="tab:gray")
+    for i, v in enumerate(vals):
+        ax.text(i, v, f"{v:.1f}", ha="center", va="bottom", fontsize=7)
+    if reference is not None:
+        ax.axhline(100 * reference, color="tab:red", linestyle="--", label=reference_label)
+        ax.legend(loc="upper right")
+    ax.set_xticks(range(k), names)
+    ax.set(title=title, xlabel=xlabel, ylabel="accuracy (%)", ylim=(0, max(vals + [1.0]) * 1.25))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
