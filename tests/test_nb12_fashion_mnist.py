@@ -35,7 +35,132 @@ class FashionCNN(nn.Module):
 '''
 
 
+# --- train_model: the answer cell written out (helpers included), and edits of it ---------------
+_LOOP = '''from torch.utils.tensorboard import SummaryWriter
+
+
+def train_one_epoch(model, loader, optimizer, scheduler=None):
+    """One pass over `loader` in train mode (scheduler stepped after every batch); return the mean
+    training loss over the samples."""
+    model.train()
+    total, seen = 0.0, 0
+    for inputs, targets in loader:
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total += loss.item() * len(targets)
+        seen += len(targets)
+    return total / seen
+
+
+def evaluate(model, loader):
+    """(mean loss, accuracy as a fraction) over every sample of `loader`, in eval mode, without
+    gradients."""
+    model.eval()
+    total, correct, seen = 0.0, 0, 0
+    with torch.no_grad():
+        for inputs, targets in loader:
+            logits = model(inputs)
+            total += nn.functional.cross_entropy(logits, targets, reduction="sum").item()
+            correct += (logits.argmax(dim=1) == targets).sum().item()
+            seen += len(targets)
+    return total / seen, correct / seen
+
+
+def train_model(model, train_loader, val_loader, optimizer, epochs, log_dir, checkpoint_path,
+                best_path, scheduler=None):
+    """Train up to `epochs` epochs, resuming from `checkpoint_path` if it exists; log to TensorBoard
+    at the global step, keep the best weights in `best_path`; return the history dict."""
+    def rng_states():
+        states = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            states["cuda"] = torch.cuda.get_rng_state_all()
+        if torch.backends.mps.is_available():
+            states["mps"] = torch.mps.get_rng_state()
+        return states
+
+    history = {"train_loss": [], "val_loss": [], "val_accuracy": [], "best_epoch": 0}
+    best_accuracy, start = -1.0, 0
+    if Path(checkpoint_path).exists():
+        state = torch.load(checkpoint_path, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        start, best_accuracy, history = state["epoch"], state["best_accuracy"], state["history"]
+        torch.set_rng_state(state["rng"]["cpu"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        if "mps" in state["rng"] and torch.backends.mps.is_available():
+            torch.mps.set_rng_state(state["rng"]["mps"])
+    writer = SummaryWriter(log_dir=str(log_dir))
+    for epoch in range(start, epochs):
+        train_loss = train_one_epoch(model, train_loader, optimizer, scheduler)
+        val_loss, val_accuracy = evaluate(model, val_loader)
+        step = (epoch + 1) * len(train_loader)  # the global step: batches trained so far
+        writer.add_scalar("loss/train", train_loss, step)
+        writer.add_scalar("loss/val", val_loss, step)
+        writer.add_scalar("accuracy/val", val_accuracy, step)
+        history["train_loss"].append(train_loss)
+        history["val_loss"].append(val_loss)
+        history["val_accuracy"].append(val_accuracy)
+        if val_accuracy > best_accuracy:
+            best_accuracy, history["best_epoch"] = val_accuracy, epoch + 1
+            torch.save(model.state_dict(), best_path)
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "epoch": epoch + 1, "best_accuracy": best_accuracy, "history": history,
+                    "rng": rng_states()}, checkpoint_path)
+    writer.close()
+    return history
+'''
+
+
+def _edit(old: str, new: str, source: str = _LOOP) -> str:
+    assert old in source, old
+    return source.replace(old, new)
+
+
+_TRAIN_MODEL_MUTANTS = [
+    ("logs at the epoch number", _edit(
+        "step = (epoch + 1) * len(train_loader)", "step = epoch"), "global step"),
+    ("logs at the batch index of the last batch", _edit(
+        "step = (epoch + 1) * len(train_loader)", "step = len(train_loader) - 1"), "global step"),
+    ("saves the last epoch, not the best", _edit(
+        "        if val_accuracy > best_accuracy:\n"
+        "            best_accuracy, history[\"best_epoch\"] = val_accuracy, epoch + 1\n"
+        "            torch.save(model.state_dict(), best_path)\n",
+        "        if val_accuracy > best_accuracy:\n"
+        "            best_accuracy, history[\"best_epoch\"] = val_accuracy, epoch + 1\n"
+        "        torch.save(model.state_dict(), best_path)\n"), "not those of the last epoch"),
+    ("resume restarts from epoch 0", _edit(
+        "for epoch in range(start, epochs):", "for epoch in range(epochs):"), "not from epoch 0"),
+    ("forgets the optimizer state in the checkpoint", _edit(
+        '        optimizer.load_state_dict(state["optimizer"])\n', "", _edit(
+            '"optimizer": optimizer.state_dict(),', "")), "optimizer.state_dict()"),
+    ("no RNG state: the resumed run shuffles differently", _edit(
+        '        torch.set_rng_state(state["rng"]["cpu"])\n', ""), "exactly the same weights"),
+    ("evaluates in train mode", _edit(
+        "    model.eval()\n    total, correct, seen", "    total, correct, seen"), "eval mode"),
+    ("best accuracy not kept across a resume", _edit(
+        'start, best_accuracy, history = state["epoch"], state["best_accuracy"], state["history"]',
+        'start, history = state["epoch"], state["history"]'), "best validation accuracy so far"),
+    ("scheduler stepped once per epoch", _edit(
+        "        if scheduler is not None:\n            scheduler.step()\n", "").replace(
+        "        val_loss, val_accuracy = evaluate(model, val_loader)\n",
+        "        if scheduler is not None:\n            scheduler.step()\n"
+        "        val_loss, val_accuracy = evaluate(model, val_loader)\n"), "after every batch"),
+    ("accuracy in percent", _edit(
+        "return total / seen, correct / seen", "return total / seen, 100 * correct / seen"),
+     "fraction"),
+]
+
+
 MUTANTS = {
+    "train_model": _TRAIN_MODEL_MUTANTS,
     "FashionCNN": [
         ("no BatchNorm", _cnn(
             "nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), "
@@ -161,6 +286,84 @@ def load_checkpoint(path, model, optimizer, scheduler):
 }
 
 CORRECT = {
+    "train_model": [
+        ("a global-step counter, inference_mode, nested checkpoint keys, atomic save", """
+            import os
+            import random
+
+            from torch.utils.tensorboard import SummaryWriter
+
+
+            def train_one_epoch(model, loader, optimizer, scheduler=None):
+                model.train()
+                losses, sizes = [], []
+                for x, y in loader:
+                    optimizer.zero_grad(set_to_none=True)
+                    loss = nn.CrossEntropyLoss()(model(x), y)
+                    loss.backward()
+                    optimizer.step()
+                    if scheduler:
+                        scheduler.step()
+                    losses.append(loss.detach() * y.numel())
+                    sizes.append(y.numel())
+                return float(torch.stack(losses).sum() / sum(sizes))
+
+
+            @torch.inference_mode()
+            def evaluate(model, loader):
+                model.eval()
+                logits, labels = zip(*[(model(x), y) for x, y in loader])
+                logits, labels = torch.cat(logits), torch.cat(labels)
+                loss = nn.functional.cross_entropy(logits, labels)
+                return loss.item(), (logits.argmax(1) == labels).float().mean().item()
+
+
+            def train_model(model, train_loader, val_loader, optimizer, epochs, log_dir,
+                            checkpoint_path, best_path, scheduler=None):
+                ckpt = {"epoch": 0, "best": None, "history": {"train_loss": [], "val_loss": [],
+                                                               "val_accuracy": [], "best_epoch": 0}}
+                if os.path.isfile(checkpoint_path):
+                    ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+                    model.load_state_dict(ckpt["states"]["model"])
+                    optimizer.load_state_dict(ckpt["states"]["optimizer"])
+                    if scheduler is not None:
+                        scheduler.load_state_dict(ckpt["states"]["scheduler"])
+                    torch.random.set_rng_state(ckpt["rng"]["torch"])
+                    random.setstate(ckpt["rng"]["python"])
+                    if torch.cuda.is_available():
+                        torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+                history, best = ckpt["history"], ckpt["best"]
+                global_step = ckpt["epoch"] * len(train_loader)
+                with SummaryWriter(str(log_dir)) as writer:
+                    epoch = ckpt["epoch"]
+                    while epoch < epochs:
+                        train_loss = train_one_epoch(model, train_loader, optimizer, scheduler)
+                        global_step += len(train_loader)
+                        val_loss, val_acc = evaluate(model, val_loader)
+                        for tag, value in (("loss/train", train_loss), ("loss/val", val_loss),
+                                           ("accuracy/val", val_acc)):
+                            writer.add_scalar(tag, value, global_step=global_step)
+                        history["train_loss"].append(train_loss)
+                        history["val_loss"].append(val_loss)
+                        history["val_accuracy"].append(val_acc)
+                        epoch += 1
+                        if best is None or val_acc > best:
+                            best = val_acc
+                            history["best_epoch"] = epoch
+                            torch.save(model.state_dict(), best_path)
+                        tmp = str(checkpoint_path) + ".tmp"
+                        torch.save({"epoch": epoch, "best": best, "history": history,
+                                    "states": {"model": model.state_dict(),
+                                               "optimizer": optimizer.state_dict(),
+                                               "scheduler": scheduler.state_dict() if scheduler else {}},
+                                    "rng": {"torch": torch.random.get_rng_state(),
+                                            "python": random.getstate(),
+                                            "cuda": torch.cuda.get_rng_state_all()
+                                            if torch.cuda.is_available() else []}}, tmp)
+                        os.replace(tmp, checkpoint_path)
+                return history
+        """),
+    ],
     "FashionCNN": [
         ("torch-style: named layers, F.relu / F.max_pool2d, view(n, -1)", """
             import torch.nn.functional as F

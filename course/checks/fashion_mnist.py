@@ -30,8 +30,10 @@ from ._training.models import (
     train_and_export,
 )
 from ._transcript import meta, roundtrip
+from .fashion_mnist_loop import train_model
 
-__all__ = ["CNN_RECIPE", "FashionCNN", "checkpoint", "fashion_cnn_accuracy", "per_class_accuracy"]
+__all__ = ["CNN_RECIPE", "FashionCNN", "checkpoint", "fashion_cnn_accuracy", "per_class_accuracy",
+           "train_model"]
 
 CNN_RECIPE = Recipe("FashionMNIST", train_images=40_000, epochs=1, batch_size=64, optimizer="SGD",
                     max_lr=0.1, target=0.86, max_params=1_000_000, max_macs=2_500_000)
@@ -67,8 +69,9 @@ def _accuracy_scenario(cls: Any, *, thorough: bool = False, seed: int = 0) -> di
 
 def _accuracy_verdict(data: Any, *, thorough: bool = False, hidden: bool = False,
                       seed: int = 0) -> None:
-    judge_trained(data, "FashionCNN", CNN_RECIPE, "Use two or three Conv-BN-ReLU-Pool blocks with "
-                  "16-64 channels before the classifier.", hidden=hidden, seed=seed)
+    judge_trained(data, "FashionCNN", CNN_RECIPE, "Use two Conv-BN-ReLU-Pool blocks (for example 16 "
+                  "then 32 channels) before a Dropout + Linear classifier.", hidden=hidden,
+                  seed=seed)
 
 
 fashion_cnn_accuracy = Check("fashion_mnist.fashion_cnn_accuracy", "FashionCNN",
@@ -234,6 +237,7 @@ def _recording_torch_load() -> Iterator[list[Any]]:
 def _ckpt_scenario(save_fn: Callable[..., Any], load_fn: Callable[..., Any], *,
                    thorough: bool = False, seed: int = 0) -> list[dict]:
     cuda = torch.cuda.is_available()
+    mps = torch.backends.mps.is_available() and check_device().type == "mps"
     records = []
     for case_seed, opt_kind, epochs, stop, as_path in _ckpt_cases(thorough, seed):
         r: dict[str, Any] = {}
@@ -247,6 +251,7 @@ def _ckpt_scenario(save_fn: Callable[..., Any], load_fn: Callable[..., Any], *,
             for _ in range(stop):
                 _ckpt_epoch(part, case_seed)
             cuda_saved = torch.cuda.get_rng_state_all() if cuda else None
+            mps_saved = torch.mps.get_rng_state() if mps else None
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "ckpt.pt"
                 where = path if as_path else str(path)
@@ -268,6 +273,8 @@ def _ckpt_scenario(save_fn: Callable[..., Any], load_fn: Callable[..., Any], *,
             if cuda:
                 r["cuda_rng_restored"] = all(torch.equal(a, b) for a, b in zip(
                     cuda_saved, torch.cuda.get_rng_state_all(), strict=True))
+            if mps:
+                r["mps_rng_restored"] = torch.equal(mps_saved, torch.mps.get_rng_state())
             for _ in range(stop, epochs):
                 _ckpt_epoch(fresh, case_seed)
         r["resumed"] = _states(fresh)["model"]
@@ -354,6 +361,9 @@ def _ckpt_verdict(records: Any, *, thorough: bool = False, hidden: bool = False,
                 detail, hidden)
         require(r.get("cuda_rng_restored", True) is True, "on a GPU, also save and restore CUDA's "
                 "RNG state (torch.cuda.get_rng_state_all / set_rng_state_all): dropout there "
+                "draws from it", detail, hidden)
+        require(r.get("mps_rng_restored", True) is True, "on Apple's mps device, also save and "
+                "restore its RNG state (torch.mps.get_rng_state / set_rng_state): dropout there "
                 "draws from it", detail, hidden)
         require(r.get("resumed_exact") is True and _close(r.get("resumed"), final),
                 "the resumed run must end with exactly the same weights as an uninterrupted "
