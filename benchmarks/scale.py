@@ -7,7 +7,7 @@ it grades one whole-course submission (every notebook in ``solutions/``) on the 
 measure each notebook's cost, and projects the wall time of a 1,000-student course for N workers
 (one core each, on as many machines as needed) from those costs and the measured efficiency.
 
-    .venv/bin/python benchmarks/scale.py                 # ~6 min on 2 cores
+    .venv/bin/python benchmarks/scale.py                 # ~3 min on 2 idle cores
     .venv/bin/python benchmarks/scale.py --quick         # fast notebooks only; projection from them
     .venv/bin/python benchmarks/scale.py --db postgresql+psycopg://user@host/db   # an empty database
 

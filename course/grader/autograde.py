@@ -3,11 +3,12 @@
 ``SUBMITTED`` is in nbgrader's layout, ``<student>/<assignment>/<assignment>.ipynb``. Submissions
 are data: symbolic links, odd names and files that are not notebooks get a verdict with a reason
 (``invalid``, ``missing``), never a crash. Each notebook is graded by the same pipeline as
-``nbgrader autograde`` (rebuild, sandboxed runner, judge); only this process writes results, into
-nbgrader's gradebook (formgrader shows them) and ``OUT`` (feedback, ``grades.csv``,
-``integrity.csv``, one JSON record per notebook, history of replaced records). The sandbox hides
-the submissions, ``OUT`` and the gradebook from every runner. Re-running skips unchanged work;
-``--force`` re-grades; a failed re-grade leaves an error, never a stale score.
+``nbgrader autograde`` (rebuild, sandboxed runner, judge); only the grader's process (this one,
+or a Dask worker) writes results, never a runner: into nbgrader's gradebook (formgrader shows
+them) and ``OUT`` (feedback, ``grades.csv``, ``integrity.csv``, one JSON record per notebook,
+history of replaced records). The sandbox hides the submissions, ``OUT`` and the gradebook from
+every runner. Re-running skips unchanged work; ``--force`` re-grades; a failed re-grade leaves an
+error, never a stale score.
 
 Every notebook goes through :func:`grade_and_record`, in this process's thread pool (``--jobs``)
 or as a task on a Dask cluster (``--cluster``, :mod:`course.grader.cluster`): grade in the

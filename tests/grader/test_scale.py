@@ -7,7 +7,11 @@ scheduler`` and two ``dask worker`` processes grade.
   grades nothing;
 * a worker killed mid-task loses nothing and records nothing twice;
 * PostgreSQL restarted mid-run: the records wait for it, the run completes, nothing twice;
-* a wrong ``--db`` or ``--cluster`` address fails at once, saying what to check.
+* a wrong ``--db`` or ``--cluster`` address fails at once, saying what to check;
+* on SQLite and PostgreSQL alike, one notebook's record is one transaction (a failure midway
+  leaves nothing) that a retry, a re-run or a concurrent grader never repeats, and four processes
+  recording at once lose and duplicate nothing;
+* without ``--cluster`` nothing of Dask is imported.
 
 The tests start their own servers (PostgreSQL from ``/usr/lib/postgresql/*/bin``, run as the
 ``postgres`` or ``nobody`` user when the tests run as root; Dask from the virtual environment) on
@@ -341,7 +345,7 @@ def test_a_worker_killed_mid_task_loses_nothing(tmp_path, postgres, dask):
 
 def test_postgres_restarted_mid_run(tmp_path, postgres, dask):
     submitted = tmp_path / "submitted"
-    keys = _class(submitted, 6, NOTEBOOKS[:2], mixed=False)
+    keys = _class(submitted, 8, NOTEBOOKS[:2], mixed=False)  # enough to outlast the restart
     pg_url = postgres.createdb("restarted")
     out = tmp_path / "out"
     thread, box = _run_in_thread(submitted=submitted, out=out, db_url=pg_url, cluster=dask.address)
