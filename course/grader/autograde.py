@@ -107,8 +107,21 @@ def _job(student: str, assignment: str, folder: Path) -> Job:
     return Job(student, assignment, path, "", note)
 
 
+MAX_NOTEBOOK = 200 << 20  # bytes; larger files are not read (read_notebook refuses them too)
+
+
 def _sha(path: Path | None) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path and path.is_file() else ""
+    """The notebook's hash, read in chunks; a file too large to be a notebook is not read."""
+    if not path or not path.is_file():
+        return ""
+    size = path.stat().st_size
+    if size > MAX_NOTEBOOK:
+        return f"too-large-{size}"
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _timestamp(folder: Path) -> dt.datetime | None:
@@ -117,8 +130,9 @@ def _timestamp(folder: Path) -> dt.datetime | None:
     stamp = folder / "timestamp.txt"
     if stamp.is_file() and not stamp.is_symlink():
         try:
-            return parse_utc(stamp.read_text()[:100].strip())
-        except (ValueError, OverflowError):
+            with open(stamp, encoding="utf-8", errors="replace") as fh:
+                return parse_utc(fh.read(200).strip())
+        except (ValueError, OverflowError, OSError):
             return None
     return None
 
@@ -254,8 +268,25 @@ def grade_and_record(job: Job, settings: Settings) -> dict[str, Any]:
         if judged is not None and result["status"] == "graded":
             render_feedback(judged, settings.out / "feedback" / job.student / job.assignment
                             / f"{job.assignment}.html")
+            _autograded_copy(settings, grader.config, job, judged)
         _write_json(path, result)
     return result
+
+
+def _autograded_copy(settings: Settings, cfg: Any, job: Job, judged: Any) -> None:
+    """The judged notebook where nbgrader keeps autograded ones, so `nbgrader generate_feedback`
+    and formgrader's feedback buttons work after `course autograde` as after `nbgrader autograde`."""
+    import json
+
+    folder = settings.root / cfg.CourseDirectory.autograded_directory / job.student / job.assignment
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{job.assignment}.ipynb"
+        tmp = folder / f".{job.assignment}.{os.getpid()}.{threading.get_ident()}.tmp"
+        tmp.write_text(json.dumps(judged, indent=1))
+        tmp.replace(target)
+    except OSError:
+        pass  # a read-only course directory: the gradebook and OUT still hold everything
 
 
 class Progress:

@@ -71,6 +71,11 @@ def test_attackers_cannot_touch_anyone_else(tmp_path):
     smuggle = submitted / "mallory-smuggle" / NB
     smuggle.mkdir(parents=True)
     (smuggle / f"{NB}.ipynb").symlink_to(SOLUTIONS / NB / f"{NB}.ipynb")
+    huge = submitted / "mallory-huge" / NB
+    huge.mkdir(parents=True)
+    with open(huge / f"{NB}.ipynb", "wb") as fh:  # 64 GiB, sparse: nothing may read it whole
+        fh.truncate(64 << 30)
+    (huge / "timestamp.txt").write_bytes(b"2026-01-01 00:00:00" + b" " * (8 << 20))
     before = hashlib.sha256((SOLUTIONS / NB / f"{NB}.ipynb").read_bytes()).hexdigest()
 
     results = autograde(submitted, out, db_url=db, jobs=2, progress=False, log=lambda s: None)
@@ -81,6 +86,7 @@ def test_attackers_cannot_touch_anyone_else(tmp_path):
         r = by[f"mallory-{name}"]
         assert r["status"] == "graded" and r["score"] == FULL - 2, (name, r)
     assert by["mallory-smuggle"]["status"] == "invalid"
+    assert by["mallory-huge"]["status"] == "invalid" and "larger than" in by["mallory-huge"]["problems"][0]
     assert "symbolic link" in by["mallory-smuggle"]["problems"][0]
 
     import time
