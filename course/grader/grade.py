@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import cells, config
 from .execute import describe_answer_error, run_job
+from .judge import TestVerdict as TestResult
 from .judge import judge_tests
 from .protocol import Job
 from .sandbox import Sandbox
@@ -28,16 +29,6 @@ META_KEY = "course_grading"
 
 class GradingInputError(ValueError):
     """The file to grade cannot be read as a notebook; the message says what to do."""
-
-
-@dataclass
-class TestResult:
-    grade_id: str
-    points: float
-    max_points: float
-    passed: bool
-    hidden: bool
-    message: str = ""
 
 
 @dataclass
@@ -138,8 +129,7 @@ def grade_submission(source: dict, student: dict, *, sandbox: Sandbox, hidden: b
                "and your instructor sees this report")
         for v in verdicts:
             v.passed, v.points, v.message = False, 0.0, why
-    tests = [TestResult(v.grade_id, v.points, v.max_points, v.passed, v.hidden, v.message)
-             for v in verdicts]
+    tests: list[TestResult] = verdicts
     report = GradeReport(
         notebook=name, assignment="", score=sum(t.points for t in tests),
         max_score=sum(t.max_points for t in tests),

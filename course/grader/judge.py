@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .cells import Invocation, answer_sources
@@ -38,7 +38,6 @@ class TestVerdict:
     passed: bool
     hidden: bool
     message: str = ""
-    flags: list[str] = field(default_factory=list)
 
 
 def resolve_check(inv: Invocation) -> Any:
