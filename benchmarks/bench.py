@@ -16,7 +16,7 @@ Sections:
          (benchmarks/grading.py).
   train  training seconds (evaluation excluded) to reach 99.0% test accuracy: the course recipe
          (small Conv-BN-ReLU CNN in channels-last layout, in-memory loader, batch 256, AdamW +
-         a 1.5-epoch OneCycleLR) vs the classic PyTorch MNIST example (its Net, Adadelta lr 1.0,
+         a 1.2-epoch OneCycleLR) vs the classic PyTorch MNIST example (its Net, Adadelta lr 1.0,
          StepLR(1, 0.7), batch 64, per-sample torchvision pipeline), both evaluated at the same
          points, every tenth of an epoch, the clock stopped while evaluating; the classic one
          for a bounded number of epochs; target: course <= 1/10 of classic.
@@ -194,12 +194,12 @@ def bench_train(quick: bool, limit: int | None, device: torch.device,
                                        generator=g)
     test_loader = InMemoryImageLoader(xt, yt, 1000, device=device, mean=MEAN, std=STD)
     model = course_net().to(device, memory_format=torch.channels_last)
-    epochs = 2  # the one-cycle schedule spans 1.5 epochs; the second epoch stops there
+    epochs = 2  # the one-cycle schedule spans 1.2 epochs; the second epoch stops there
     opt = torch.optim.AdamW(model.parameters(), lr=8e-3, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=8e-3, pct_start=0.25,
-                                                total_steps=int(1.5 * len(train_loader)) + 1)
+                                                total_steps=int(1.2 * len(train_loader)) + 1)
     course = train("course ", model, opt, sched, True, train_loader, test_loader, epochs,
-                   evals_per_epoch, F.cross_entropy, device, stop_after=int(1.5 * len(train_loader)))
+                   evals_per_epoch, F.cross_entropy, device, stop_after=int(1.2 * len(train_loader)))
 
     torch.manual_seed(0)
     classic_epochs = 1 if quick else 4
