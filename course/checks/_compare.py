@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ._core import CheckFailure, Raised, attempt, expect, require
+from ._core import CheckFailure, Raised, attempt, expect, require, type_name
 from ._transcript import meta
 
 __all__ = ["LOW_PRECISION", "cotangent", "fail_values", "grad_mismatch", "mismatch", "place", "record_call",
@@ -128,10 +128,6 @@ def show_inputs(x: torch.Tensor, extra: str = "") -> str:
     return f"x of shape {tuple(x.shape)}, dtype {x.dtype}" + (f", {extra}" if extra else "")
 
 
-def _type_name(value: Any) -> str:
-    return getattr(value, "type", None) or type(value).__name__
-
-
 def result_of(rec: Any, expected: torch.Tensor, *, exercise: str, concept: str, shown: str,
               hidden: bool, dtype_concept: str | None = None, shape_concept: str | None = None,
               inplace_concept: str | None = None) -> torch.Tensor:
@@ -143,7 +139,7 @@ def result_of(rec: Any, expected: torch.Tensor, *, exercise: str, concept: str, 
     require(rec.get("unchanged") is True, inplace_concept or
             f"{exercise} must not modify its input (no in-place operations)", shown, hidden)
     require(isinstance(got, _Tensor), f"{exercise} must return a tensor",
-            f"it returned {_type_name(got)}", hidden)
+            f"it returned {type_name(got)}", hidden)
     require(tuple(got.shape) == tuple(expected.shape),
             shape_concept or f"{exercise} must keep the input's shape",
             f"{shown}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}", hidden)
@@ -189,7 +185,7 @@ def grad_mismatch(rec: dict, expected: torch.Tensor, x: torch.Tensor, seed: int,
     got = torch.zeros_like(expected) if got is None else got
     require(isinstance(got, _Tensor) and tuple(got.shape) == tuple(expected.shape),
             f"the gradient of {exercise} with respect to its input has the wrong shape",
-            f"{shown}: got {getattr(got, 'shape', _type_name(got))}", hidden)
+            f"{shown}: got {getattr(got, 'shape', type_name(got))}", hidden)
     got = got.detach().cpu()
     rtol, atol = tolerance(x.dtype)
     scale = 1.0 if x.dtype not in LOW_PRECISION else 1.0 + float(expected.abs().nan_to_num(0, 0, 0).max())

@@ -27,7 +27,7 @@ import torch
 from ._transcript import Opaque, Raised, roundtrip
 
 __all__ = ["Check", "CheckFailure", "Opaque", "Raised", "attempt", "check_device", "expect",
-           "note_evidence", "require", "same_tensor", "swapped_globals"]
+           "note_evidence", "require", "same_tensor", "swapped_globals", "type_name"]
 
 # Captured at import: the comparisons never look these names up on torch again.
 _allclose = torch.allclose
@@ -60,18 +60,17 @@ def require(condition: bool, concept: str, detail: str | None = None, hidden: bo
 
 
 def _short(value: Any, limit: int = 160) -> str:
-    text = _repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-
-
-def _short(value: Any, limit: int = 160) -> str:
     try:
         text = _repr(value)
     except Exception:  # noqa: BLE001 - a student's __repr__ may raise
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def type_name(value: Any) -> str:
+    """What feedback calls the type of a recorded value (an ``Opaque`` record keeps the type the
+    runner saw)."""
+    return value.type if isinstance(value, Opaque) else type(value).__name__
 
 
 def check_device() -> torch.device:
@@ -274,8 +273,7 @@ def same_tensor(actual: Any, expected: torch.Tensor, what: str, *, hidden: bool 
                 rtol: float = 1e-5, atol: float = 1e-6, concept: str | None = None) -> None:
     """Require a tensor with the expected shape, dtype, device and values (NaNs match NaNs)."""
     __tracebackhide__ = True
-    got_type = actual.type if _isinstance(actual, Opaque) else type(actual).__name__
-    require(_isinstance(actual, _Tensor), f"{what} must be a torch.Tensor, got {got_type}",
+    require(_isinstance(actual, _Tensor), f"{what} must be a torch.Tensor, got {type_name(actual)}",
             hidden=hidden)
     require(tuple(actual.shape) == tuple(expected.shape),
             concept or f"{what} has the wrong shape",

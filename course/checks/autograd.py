@@ -7,7 +7,16 @@ from typing import Any
 
 import torch
 
-from ._core import Check, CheckFailure, Delegation, Opaque, attempt, check_device, expect, require
+from ._core import (
+    Check,
+    CheckFailure,
+    Delegation,
+    attempt,
+    check_device,
+    expect,
+    require,
+    type_name,
+)
 from ._guards import tripwire
 from ._transcript import meta
 
@@ -81,9 +90,6 @@ def _reference(case: _Case) -> tuple[torch.Tensor, torch.Tensor]:
     return dw, db
 
 
-def _type_name(x: Any) -> str:
-    return x.type if isinstance(x, Opaque) else type(x).__name__
-
 
 def _close(a: torch.Tensor, e: torch.Tensor, tol: tuple[float, float]) -> bool:
     return (tuple(a.shape) == tuple(e.shape)
@@ -116,7 +122,7 @@ def _verdict(data: dict, *, thorough: bool = False, hidden: bool = False, seed: 
         require(isinstance(got, tuple | list) and len(got) == 2
                 and all(isinstance(g, torch.Tensor) for g in got),
                 "linear_mse_grads must return a pair of tensors (dw, db)",
-                f"it returned {_type_name(got)}", hidden)
+                f"it returned {type_name(got)}", hidden)
         dw, db = got
         exp_dw, exp_db = _reference(case)
         require(not (tuple(dw.shape) == (n_in, n_out) and n_in != n_out),

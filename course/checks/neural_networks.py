@@ -13,15 +13,21 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._core import Check, CheckFailure, Delegation, Opaque, attempt, check_device, expect, require
+from ._core import (
+    Check,
+    CheckFailure,
+    Delegation,
+    attempt,
+    check_device,
+    expect,
+    require,
+    type_name,
+)
 from ._guards import tripwire
 from ._transcript import meta
 
 __all__ = ["neuron", "train_xor_mlp"]
 
-
-def _type_name(x: Any) -> str:
-    return x.type if isinstance(x, Opaque) else type(x).__name__
 
 
 # --- neuron ---------------------------------------------------------------------------------------
@@ -128,7 +134,7 @@ def _neuron_verdict(data: dict, *, thorough: bool = False, hidden: bool = False,
                 "neuron must not modify its inputs x and w (no in-place operations on them)",
                 case.call(), hidden)
         require(isinstance(got, torch.Tensor), "neuron must return a tensor",
-                f"{case.call()} returned {_type_name(got)}", hidden)
+                f"{case.call()} returned {type_name(got)}", hidden)
         shape = f"expected shape {tuple(expected.shape)}, got {tuple(got.shape)}"
         require(not (expected.dim() == 0 and tuple(got.shape) == (1,)),
                 "one sample must give a 0-d tensor (shape ()), not shape (1,): keep b a plain "
@@ -207,7 +213,7 @@ def _signature(fn: Any) -> dict | None:
     seed = params.get("seed")
     default = seed.default if seed is not None else None
     return {"params": [str(p) for p in params],
-            "seed_default": default if type(default) is int else _type_name(default)}
+            "seed_default": default if type(default) is int else type_name(default)}
 
 
 @contextmanager
@@ -299,7 +305,7 @@ def _judge_run(run: Any, seed: int | None, hidden: bool, first: bool) -> torch.T
     model = expect(run.get("model"), "train_xor_mlp", probe, hidden=hidden)
     require(isinstance(model, str) and model.startswith("an nn.Module"),
             "train_xor_mlp must return the trained nn.Module (the model itself, not its outputs "
-            "or its state_dict)", f"{call} returned {_type_name(model)}", hidden)
+            "or its state_dict)", f"{call} returned {type_name(model)}", hidden)
     took = run.get("seconds")
     require(isinstance(took, int | float) and took <= _TIME_LIMIT,
             f"train_xor_mlp must finish within {_TIME_LIMIT:.0f} s; four points need only a small "
@@ -308,7 +314,7 @@ def _judge_run(run: Any, seed: int | None, hidden: bool, first: bool) -> torch.T
     out = expect(run.get("logits"), "train_xor_mlp", "the returned model on the four XOR points",
                  hidden=hidden)
     require(isinstance(out, torch.Tensor), "the model must return a tensor of logits",
-            f"{call}: the model returned {_type_name(out)}", hidden)
+            f"{call}: the model returned {type_name(out)}", hidden)
     shape = tuple(out.shape)
     require(shape != (4,),
             "the model must return logits of shape (N, 1), one column as nn.Linear(hidden, 1) "
@@ -380,7 +386,7 @@ def _xor_verdict(data: dict, *, thorough: bool = False, hidden: bool = False,
     require(len(runs) == len(plan), _INCOMPLETE, hidden=hidden)
     if thorough:  # any batch size, and each row independent of the others
         got = expect(runs[0].get("batch"), "train_xor_mlp", "a batch of 7 points", hidden=hidden)
-        shape = tuple(got.shape) if isinstance(got, torch.Tensor) else _type_name(got)
+        shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type_name(got)
         require(shape == (7, 1),
                 "the model must work for any batch size N: (N, 2) inputs give (N, 1) logits",
                 f"a batch of 7 gave {shape}", hidden)

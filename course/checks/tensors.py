@@ -7,7 +7,16 @@ from typing import Any
 
 import torch
 
-from ._core import Check, CheckFailure, Delegation, Opaque, attempt, expect, require, same_tensor
+from ._core import (
+    Check,
+    CheckFailure,
+    Delegation,
+    attempt,
+    expect,
+    require,
+    same_tensor,
+    type_name,
+)
 from ._guards import tripwire
 from ._transcript import meta
 
@@ -37,9 +46,6 @@ def _strides_scenario(fn: Callable[..., Any], *, thorough: bool = False) -> list
     return [attempt(fn, shape) for shape in _shapes(thorough)]
 
 
-def _type_name(x: Any) -> str:
-    return x.type if isinstance(x, Opaque) else type(x).__name__
-
 
 def _strides_verdict(results: list[Any], *, thorough: bool = False, hidden: bool = False) -> None:
     """``fn(shape)`` must equal ``torch.empty(shape).stride()`` as a tuple of ints."""
@@ -48,7 +54,7 @@ def _strides_verdict(results: list[Any], *, thorough: bool = False, hidden: bool
         got = expect(got, "contiguous_strides", hidden=hidden)
         require(isinstance(got, tuple) and all(_is_int(s) for s in got),
                 "contiguous_strides must return a tuple of Python ints, like Tensor.stride()",
-                f"for shape {shape} it returned {got!r} ({_type_name(got)})", hidden)
+                f"for shape {shape} it returned {got!r} ({type_name(got)})", hidden)
         if got == expected:
             continue
         detail = f"for shape {shape}: expected {expected}, got {got}"
@@ -128,7 +134,7 @@ def _flat_verdict(results: list[Any], *, thorough: bool = False, hidden: bool = 
     for (index, strides, expected, offset), got in zip(_flat_cases(thorough, seed), results, strict=True):
         got = expect(got, "flat_index", hidden=hidden)
         require(_is_int(got), "flat_index must return a Python int",
-                f"it returned {got!r} ({_type_name(got)})", hidden)
+                f"it returned {got!r} ({type_name(got)})", hidden)
         if offset is None:
             require(got == expected, "flat_index's offset must default to 0",
                     f"flat_index({index}, {strides}) returned {got!r}", hidden)
@@ -191,7 +197,7 @@ def _contig_verdict(results: list[Any], *, thorough: bool = False, hidden: bool 
         expected = _storage_for(shape, stride).is_contiguous()
         got = expect(got, "is_contiguous", hidden=hidden)
         require(isinstance(got, bool), "is_contiguous must return a bool (True or False)",
-                f"it returned {got!r} ({_type_name(got)})", hidden)
+                f"it returned {got!r} ({type_name(got)})", hidden)
         require(got == expected, concept,
                 f"shape={shape}, strides={stride}: torch says {expected}, got {got}", hidden)
 
@@ -262,7 +268,7 @@ def _transpose_verdict(record: dict, *, thorough: bool = False, hidden: bool = F
                 f"input of shape {tuple(t.shape)} changed", hidden)
         where = f"t.shape={tuple(t.shape)}, t.stride()={t.stride()}, dims=({d0}, {d1})"
         require(isinstance(got, torch.Tensor), "transpose_view must return a tensor",
-                f"it returned {_type_name(got)}", hidden)
+                f"it returned {type_name(got)}", hidden)
         require(tuple(got.shape) == tuple(expected.shape),
                 "a transpose swaps the SIZES of dim0 and dim1 (negative dims count from the end)",
                 f"{where}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}", hidden)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .files import write_atomic
 from .gradebook import FINAL
 
 __all__ = ["Job", "Settings", "autograde", "find_jobs", "grade_and_record"]
@@ -138,12 +139,9 @@ def _timestamp(folder: Path) -> dt.datetime | None:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_dir() and not path.is_symlink():  # something planted where a record belongs
         path.rename(path.with_name(f"{path.name}.unexpected-{int(time.time() * 1000)}"))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+    write_atomic(path, json.dumps(data, indent=2))
 
 
 @dataclass(frozen=True)
@@ -276,15 +274,9 @@ def grade_and_record(job: Job, settings: Settings) -> dict[str, Any]:
 def _autograded_copy(settings: Settings, cfg: Any, job: Job, judged: Any) -> None:
     """The judged notebook where nbgrader keeps autograded ones, so `nbgrader generate_feedback`
     and formgrader's feedback buttons work after `course autograde` as after `nbgrader autograde`."""
-    import json
-
     folder = settings.root / cfg.CourseDirectory.autograded_directory / job.student / job.assignment
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{job.assignment}.ipynb"
-        tmp = folder / f".{job.assignment}.{os.getpid()}.{threading.get_ident()}.tmp"
-        tmp.write_text(json.dumps(judged, indent=1))
-        tmp.replace(target)
+        write_atomic(folder / f"{job.assignment}.ipynb", json.dumps(judged, indent=1))
     except OSError:
         pass  # a read-only course directory: the gradebook and OUT still hold everything
 

@@ -273,7 +273,7 @@ def defined_names(text: str) -> set[str]:
     return _bindings(tree.body) if tree is not None else set()
 
 
-def _free_names(text: str) -> set[str]:
+def free_names(text: str) -> set[str]:
     """Global names the cell's code reads: module-level loads and the globals its functions and
     classes refer to (parameters and locals are not followed)."""
     import symtable
@@ -296,7 +296,7 @@ def _free_names(text: str) -> set[str]:
     return found
 
 
-def _definition(text: str, name: str) -> str | None:
+def definition_of(text: str, name: str) -> str | None:
     """The source of the module-level statement(s) that bind ``name`` in ``text``."""
     tree = _parse(text)
     if tree is None:
@@ -322,7 +322,7 @@ def answer_sources(answers: dict[str, str], names: tuple[str, ...],
             if name in defines[gid] and gid not in seen_cells:
                 seen_cells.add(gid)
                 out.append(text)
-                todo += sorted(_free_names(text))
+                todo += sorted(free_names(text))
     while todo:
         name = todo.pop()
         if name in seen_names or name in exercises:
@@ -330,8 +330,8 @@ def answer_sources(answers: dict[str, str], names: tuple[str, ...],
         seen_names.add(name)
         for gid, text in answers.items():
             if name in defines[gid] and gid not in seen_cells:
-                segment = _definition(text, name)
+                segment = definition_of(text, name)
                 if segment:
                     out.append(segment)
-                    todo += sorted(_free_names(segment))
+                    todo += sorted(free_names(segment))
     return out

@@ -23,6 +23,7 @@ import contextlib
 import csv
 import datetime as dt
 import hashlib
+import io
 import json
 import logging
 import os
@@ -33,6 +34,8 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from .files import write_atomic
 
 # nbgrader's session handling trips SQLAlchemy 2's autoflush warnings; they are not ours to fix.
 warnings.filterwarnings("ignore", message=".*not in session.*")
@@ -373,16 +376,14 @@ def export_tables(db_url: str, out: Path, statuses: dict[tuple[str, str], dict[s
                                 flags.append({"student": key[0], "assignment": key[1],
                                               "finding": line})
     rows.sort(key=lambda r: (r["student"], r["assignment"]))
-    out.mkdir(parents=True, exist_ok=True)
     for name, data, fields in (("grades.csv", rows, ["student", "assignment", "score", "max_score",
                                                       "status", "notes"]),
                                ("integrity.csv", flags, ["student", "assignment", "finding"])):
-        tmp = out / f".{name}.{os.getpid()}.tmp"
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(data)
-        tmp.replace(out / name)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(data)
+        write_atomic(out / name, buffer.getvalue())
 
 
 class Tables:

@@ -119,12 +119,12 @@ def _cycles(exercises: frozenset[str], answers: Mapping[str, str]) -> dict[str, 
     charged once); answers that only work through one another would pass that way and fail in
     the student's own kernel, so a loop fails every exercise on it.
     """
-    from .cells import _definition, _free_names
+    from .cells import definition_of, free_names
 
     uses: dict[str, set[str]] = {}
     for name in exercises:
-        text = next((_definition(t, name) for t in answers.values() if _definition(t, name)), None)
-        uses[name] = (_free_names(text) & exercises) - {name} if text else set()
+        text = next(filter(None, (definition_of(t, name) for t in answers.values())), None)
+        uses[name] = (free_names(text) & exercises) - {name} if text else set()
     found: dict[str, str] = {}
     for start in exercises:
         stack, seen = [(start, (start,))], set()

@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .files import write_atomic
+
 __all__ = ["AssignmentStats", "Concept", "TestStats", "collect", "render", "write_report"]
 
 NOT_DONE = "is not implemented yet"  # the check's message for an untouched answer cell
@@ -300,10 +302,7 @@ def write_report(db_url: str | None = None, out: Path | None = None, root: Path 
                          "(`course autograde` or `nbgrader autograde`) or pass --db URL")
     out = Path(out) if out is not None else (root / "autograder" / "output" if root else Path.cwd())
     stats = collect(db_url)
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "report.html"
-    tmp = out / ".report.html.tmp"
-    tmp.write_text(render(stats, root), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, render(stats, root))
     return path
 

@@ -33,16 +33,14 @@ def render_feedback(judged: dict, target: Path) -> None:
     from nbconvert import HTMLExporter
     from nbformat import from_dict
 
+    from .files import write_atomic
     from .preprocessors.feedback import HiddenTestsOut, ScoreTable
 
     nb = from_dict(copy.deepcopy(judged))
     for stage in (HiddenTestsOut(), ScoreTable()):
         nb, _ = stage.preprocess(nb, {})
     html, _ = HTMLExporter().from_notebook_node(nb)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(target)
+    write_atomic(target, html)
 
 
 def grade_path(path: str | Path, *, source: Path | None = None, visible_only: bool = False,

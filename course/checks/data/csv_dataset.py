@@ -29,7 +29,6 @@ from .._core import (
     same_tensor,
 )
 from .._guards import tripwire
-from ._plain import dense
 
 __all__ = ["csv_dataset"]
 
@@ -154,7 +153,7 @@ def _scenario(cls: Any, *, thorough: bool = False, seed: int = 0) -> list[dict[s
             record.append(entry)
             with tripwire(_TRIP):
                 _record_case(cls, case, path, entry, batches=thorough or k == 0)
-    return dense(record)
+    return record
 
 
 def _record_case(cls: Any, case: _Case, path: str, entry: dict[str, Any], batches: bool) -> None:

@@ -29,7 +29,6 @@ from .._core import (
 )
 from .._guards import tripwire
 from .._transcript import meta
-from ._plain import dense
 
 __all__ = ["in_memory_loader"]
 
@@ -119,7 +118,7 @@ def _scenario(cls: Any, *, thorough: bool = False, seed: int = 0) -> dict[str, A
         record["defaults"] = {
             "len": attempt(len, loader, call="len(InMemoryLoader(x, y))"),
             "batches": attempt(lambda: _epoch(loader, 7)[0], call="list(InMemoryLoader(x, y))")}
-    return dense(record)
+    return record
 
 
 # --- verdict -------------------------------------------------------------------------------------

@@ -11,8 +11,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from .._core import Check, CheckFailure, Opaque, Raised, attempt, expect, require
-from ._plain import dense
+from .._core import Check, CheckFailure, Raised, attempt, expect, require, type_name
 
 __all__ = ["channel_mean_std", "channel_mean_std_mnist"]
 
@@ -72,7 +71,7 @@ def _scenario(fn: Any, *, thorough: bool = False, seed: int = 0) -> list[dict[st
         before = x.clone()
         got = attempt(fn, ds, call=f"channel_mean_std(<a data set of {_where(x)}>)")
         record.append({"result": got, "unchanged": torch.equal(x, before)})
-    return dense(record)
+    return record
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4) -> bool:
@@ -80,17 +79,14 @@ def _close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4) -> bool:
                                                       rtol=rtol, atol=1e-6))
 
 
-def _type_name(x: Any) -> str:
-    return x.type if isinstance(x, Opaque) else type(x).__name__
-
 
 def _pair(got: Any, c: int, where: str, hidden: bool) -> tuple[torch.Tensor, torch.Tensor]:
     require(isinstance(got, tuple | list) and len(got) == 2,
             "channel_mean_std must return a pair (mean, std)",
-            f"{where}: it returned {_type_name(got)}", hidden)
+            f"{where}: it returned {type_name(got)}", hidden)
     for name, t in zip(("mean", "std"), got, strict=True):
         require(isinstance(t, torch.Tensor), f"the {name} must be a torch.Tensor",
-                f"{where}: got {_type_name(t)}", hidden)
+                f"{where}: got {type_name(t)}", hidden)
         require(tuple(t.shape) == (c,), f"the {name} has one value per CHANNEL (dimension 0 of "
                 "each (C, H, W) image), averaged over every pixel of every image: reduce over "
                 "images, rows and columns",
@@ -174,9 +170,9 @@ def _mnist_scenario(fn: Any) -> dict[str, Any]:
         return {"data": data}
     images, labels = data
     x = images.unsqueeze(1).float().div_(255.0)  # what ToTensor() gives, image by image
-    return dense({"data": None, "result": attempt(
+    return {"data": None, "result": attempt(
         fn, TensorDataset(x, labels),
-        call="channel_mean_std(<MNIST's 60,000 training images, ToTensor scale>)")})
+        call="channel_mean_std(<MNIST's 60,000 training images, ToTensor scale>)")}
 
 
 def _mnist_verdict(record: Any, *, hidden: bool = False) -> None:
